@@ -1,0 +1,27 @@
+"""popdescent: population-based, online hyperparameter tuning for Keras 3 models.
+
+    import popdescent as pd
+    pop = pd.Population(model, size=5, seed=0,
+                        hyperparameters={"learning_rate": pd.LogUniform(1e-4, 1e-2)})
+    pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
+            validation_data=(x_val, y_val), callbacks=[pd.PopDescent(elites=3)])
+    best = pop.best_model()
+"""
+
+from popdescent.hyperparameters import Choice, Fixed, LogUniform, Prior, Uniform
+from popdescent.population import Population, load_population
+from popdescent.strategies import PopDescent, PopulationStrategy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Population",
+    "load_population",
+    "PopDescent",
+    "PopulationStrategy",
+    "Prior",
+    "LogUniform",
+    "Uniform",
+    "Choice",
+    "Fixed",
+]

@@ -1,0 +1,194 @@
+"""Priors over hyperparameters: where initial values come from and where mutation may go.
+
+A prior knows nothing of models. It samples an initial value from its *range* and mutates a
+value inside its *bounds* (by default the range; wider bounds let an online method walk out
+of a badly chosen starting range). Log-scale priors mutate multiplicatively, in log10 space,
+which is the paper's LogNormal mutation: at magnitude 1 and scale 1, x10 and x0.1 are one
+standard deviation away.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Prior", "LogUniform", "Uniform", "Choice", "Fixed"]
+
+
+def _check_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+class Prior:
+    """Base class: a distribution for initial values plus a mutation rule within bounds."""
+
+    mutable = True
+
+    def sample(self, rng: np.random.Generator) -> float:
+        raise NotImplementedError
+
+    def mutate(self, value: float, magnitude: float, scale: float, rng) -> float:
+        """Returns `value` perturbed with strength `magnitude * scale`, kept within bounds."""
+        raise NotImplementedError
+
+    def clip(self, value: float) -> float:
+        raise NotImplementedError
+
+    def contains(self, value: float) -> bool:
+        return self.clip(value) == value
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, init=False)
+class _Interval(Prior):
+    low: float
+    high: float
+    bounds: tuple
+
+    def __init__(self, low, high, bounds=None):
+        name = type(self).__name__
+        low = _check_number(f"{name} low", low)
+        high = _check_number(f"{name} high", high)
+        if not low < high:
+            raise ValueError(f"{name} needs low < high, got low={low!r}, high={high!r}")
+        if bounds is None:
+            bounds = (low, high)
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"{name} bounds must be a (low, high) pair, got {bounds!r}")
+        bound_low = _check_number(f"{name} bounds[0]", bounds[0])
+        bound_high = _check_number(f"{name} bounds[1]", bounds[1])
+        if not (bound_low <= low and high <= bound_high):
+            raise ValueError(
+                f"{name} bounds must contain the initial range [{low}, {high}], "
+                f"got bounds=({bound_low}, {bound_high})"
+            )
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+        object.__setattr__(self, "bounds", (bound_low, bound_high))
+
+    def clip(self, value):
+        return float(min(max(value, self.bounds[0]), self.bounds[1]))
+
+    def get_config(self):
+        return {
+            "class_name": type(self).__name__,
+            "low": self.low,
+            "high": self.high,
+            "bounds": list(self.bounds),
+        }
+
+
+class LogUniform(_Interval):
+    """Log-uniform initial values in [low, high]; mutation multiplies by 10**N(0, scale*magnitude).
+
+    Args:
+        low, high: the range initial values are drawn from; both must be > 0.
+        bounds: (min, max) the value may reach by mutation; defaults to (low, high).
+
+    Example:
+        >>> LogUniform(1e-4, 1e-2, bounds=(1e-7, 1.0))
+    """
+
+    def __init__(self, low, high, bounds=None):
+        super().__init__(low, high, bounds)
+        if self.bounds[0] <= 0:
+            raise ValueError(
+                f"LogUniform needs positive low and bounds (log scale), got low={self.low!r}, "
+                f"bounds={self.bounds!r}"
+            )
+
+    def sample(self, rng):
+        return float(10 ** rng.uniform(math.log10(self.low), math.log10(self.high)))
+
+    def mutate(self, value, magnitude, scale, rng):
+        return self.clip(float(value) * 10 ** rng.normal(0.0, scale * magnitude))
+
+
+class Uniform(_Interval):
+    """Uniform initial values in [low, high]; mutation adds N(0, scale*magnitude*(high-low))."""
+
+    def sample(self, rng):
+        return float(rng.uniform(self.low, self.high))
+
+    def mutate(self, value, magnitude, scale, rng):
+        return self.clip(float(value) + rng.normal(0.0, scale * magnitude * (self.high - self.low)))
+
+
+@dataclass(frozen=True, init=False)
+class Choice(Prior):
+    """One of a few numeric values; mutation redraws uniformly with probability `magnitude`."""
+
+    values: tuple
+
+    def __init__(self, values):
+        if not isinstance(values, (list, tuple)) or len(values) < 1:
+            raise ValueError(f"Choice needs a non-empty list of values, got {values!r}")
+        checked = tuple(_check_number(f"Choice value {i}", v) for i, v in enumerate(values))
+        object.__setattr__(self, "values", checked)
+
+    def sample(self, rng):
+        return self.values[int(rng.integers(len(self.values)))]
+
+    def mutate(self, value, magnitude, scale, rng):
+        if rng.uniform() < min(1.0, magnitude * scale):
+            return self.sample(rng)
+        return float(value)
+
+    def clip(self, value):
+        return min(self.values, key=lambda v: abs(v - value))
+
+    def get_config(self):
+        return {"class_name": "Choice", "values": list(self.values)}
+
+
+@dataclass(frozen=True, init=False)
+class Fixed(Prior):
+    """A constant: sampled and mutated to itself. Use it to hold a hyperparameter still."""
+
+    value: float
+    mutable = False
+
+    def __init__(self, value):
+        object.__setattr__(self, "value", _check_number("Fixed value", value))
+
+    def sample(self, rng):
+        return self.value
+
+    def mutate(self, value, magnitude, scale, rng):
+        return self.value
+
+    def clip(self, value):
+        return self.value
+
+    def get_config(self):
+        return {"class_name": "Fixed", "value": self.value}
+
+
+_PRIOR_CLASSES = {cls.__name__: cls for cls in (LogUniform, Uniform, Choice, Fixed)}
+
+
+def prior_from_config(config: dict) -> Prior:
+    """Inverse of `Prior.get_config()`, used when a saved population is loaded."""
+    config = dict(config)
+    cls = _PRIOR_CLASSES[config.pop("class_name")]
+    return cls(**config)
+
+
+def as_prior(name: str, value) -> Prior:
+    """Accepts a Prior or a plain number (taken as `Fixed`) for hyperparameter `name`."""
+    if isinstance(value, Prior):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return Fixed(value)
+    raise TypeError(
+        f"hyperparameters[{name!r}] must be a prior (LogUniform, Uniform, Choice, Fixed) or a "
+        f"number, got {value!r}"
+    )

@@ -1,0 +1,469 @@
+"""`Population`: N Keras models that train as one Keras model, in one compiled step.
+
+The population knows nothing of any tuning algorithm. It trains its members on the same
+batches (one graph on TensorFlow: one forward and one backward pass over all members, then
+each member's own optimizer update), keeps each member's live hyperparameters in backend
+variables, and offers strategies a small surface: measure member losses, copy a member,
+perturb weights, set hyperparameters. Strategies (PopDescent, ...) are Keras callbacks.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from popdescent import members as members_lib
+from popdescent.hyperparameters import Fixed, LogUniform, as_prior, prior_from_config
+from popdescent.selection import inverse_loss_fitness, sanitize_fitness
+from popdescent.training_data import FitData, index_batches, validate_fit_arguments
+
+__all__ = ["Population", "load_population"]
+
+
+def _check_size(size):
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"size must be an integer >= 2, got {size!r}")
+    return int(size)
+
+
+class Population(keras.Model):
+    """A population of Keras models trained together; itself a `keras.Model`.
+
+    `fit`, `evaluate`, `predict`, `save`, callbacks, History and the progress bar work the
+    Keras way. One epoch of `fit` is one iteration: every member takes `steps_per_epoch`
+    gradient steps on the same batches; strategy callbacks act at the end of each epoch.
+
+    Args:
+        model_or_builder: a compiled, built `keras.Model` (each member is a clone with its own
+            independently initialised weights and its own optimizer of the same class and
+            config), a callable `build(index) -> compiled keras.Model`, or a list of compiled
+            models used as they are.
+        size: number of members, >= 2 (taken from the list when one is given).
+        hyperparameters: dict name -> prior (`LogUniform`, `Uniform`, `Choice`, `Fixed`, or a
+            number meaning `Fixed`). Names: `"learning_rate"` (the member optimizer's
+            learning-rate variable), `"l2"` (a penalty `l2 * sum(kernel**2)` added to the
+            member's training loss), or any other optimizer attribute held in a variable.
+            Default: `{"learning_rate": LogUniform(lr / 10, lr * 10)}` around the compiled
+            learning rate `lr`.
+        seed: seeds member initialisation, initial hyperparameters, the batch order and the
+            strategies' random draws; the same seed gives the same run on the same machine.
+        l2_layers: names of the layers whose kernels the `"l2"` penalty covers; default all.
+
+    Example:
+        >>> pop = Population(model, size=5, seed=0,
+        ...                  hyperparameters={"learning_rate": LogUniform(1e-4, 1e-2)})
+        >>> pop.fit(x, y, batch_size=64, epochs=3, steps_per_epoch=10,
+        ...         validation_data=(x_val, y_val), callbacks=[PopDescent(elites=3)])
+    """
+
+    def __init__(
+        self,
+        model_or_builder,
+        size=None,
+        hyperparameters=None,
+        seed=None,
+        l2_layers=None,
+        name="population",
+        **kwargs,
+    ):
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                "Population's fused train step is written for the TensorFlow backend; "
+                f"KERAS_BACKEND is {keras.backend.backend()!r}"
+            )
+        super().__init__(name=name, **kwargs)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(seed)
+        member_seeds, hyper_seed, self.data_seed, self.strategy_seed = np.random.SeedSequence(
+            self.seed
+        ).generate_state(4)
+        self.members = self._make_members(model_or_builder, size, int(member_seeds))
+        self.size = len(self.members)
+        self.priors = self._resolve_priors(hyperparameters)
+        self.l2_layers = None if l2_layers is None else list(l2_layers)
+        self._l2_kernels = [members_lib.kernel_variables(m, self.l2_layers) for m in self.members]
+        self._l2_variables = [
+            keras.Variable(0.0, trainable=False, name=f"l2_{i}") for i in range(self.size)
+        ] if "l2" in self.priors else None
+        hyper_rng = np.random.default_rng(int(hyper_seed))
+        for index in range(self.size):
+            self.set_hyperparameters(
+                index, {name: prior.sample(hyper_rng) for name, prior in self.priors.items()}
+            )
+        self._member_steps = keras.Variable(0, dtype="int64", trainable=False, name="steps")
+        self._loss_trackers = [keras.metrics.Mean(name=f"loss_{i}") for i in range(self.size)]
+        self.fitness = None
+        self.lineage = []
+        self.training_data = None
+        self.validation_data = None
+        self.traces = 0  # Python side effect in the train step: counts (re)traces
+        self._member_loss_function = None
+        self.built = True
+        super().compile(optimizer=None, loss=None, jit_compile=False)
+
+    # ----------------------------------------------------------------- construction
+    def _make_members(self, model_or_builder, size, member_seed):
+        seeds = np.random.SeedSequence(member_seed).generate_state(256)
+        if isinstance(model_or_builder, (list, tuple)):
+            members = list(model_or_builder)
+            if size is not None and _check_size(size) != len(members):
+                raise ValueError(f"size={size} but {len(members)} models were given")
+            _check_size(len(members))
+            for index, member in enumerate(members):
+                members_lib.check_compiled_model(member, f"model_or_builder[{index}]")
+                if not member.optimizer.built:
+                    member.optimizer.build(member.trainable_variables)
+            return members
+        size = _check_size(size)
+        if size > len(seeds):
+            seeds = np.random.SeedSequence(member_seed).generate_state(size)
+        if isinstance(model_or_builder, keras.Model):
+            members_lib.check_compiled_model(model_or_builder, "model_or_builder")
+            return [members_lib.clone_member(model_or_builder, int(s)) for s in seeds[:size]]
+        if callable(model_or_builder):
+            return [
+                members_lib.build_member(model_or_builder, i, int(seeds[i])) for i in range(size)
+            ]
+        raise TypeError(
+            "model_or_builder must be a compiled keras.Model, a callable build(index), or a "
+            f"list of compiled models, got {type(model_or_builder).__name__}"
+        )
+
+    def _resolve_priors(self, hyperparameters):
+        if hyperparameters is None:
+            learning_rate = self._learning_rate_variable(0)
+            if learning_rate is None:
+                return {}
+            value = float(learning_rate.numpy())
+            hyperparameters = {"learning_rate": LogUniform(value / 10, value * 10)}
+        if not isinstance(hyperparameters, dict):
+            raise TypeError(
+                f"hyperparameters must be a dict name -> prior, got {type(hyperparameters).__name__}"
+            )
+        priors = {}
+        for name, prior in hyperparameters.items():
+            prior = as_prior(name, prior)
+            if name != "l2":
+                self._check_optimizer_hyperparameter(name)
+            elif isinstance(prior, Fixed) and prior.value < 0 or (
+                not isinstance(prior, Fixed) and prior.bounds[0] < 0
+            ):
+                raise ValueError(f"hyperparameters['l2'] must not allow negative values: {prior}")
+            priors[name] = prior
+        return priors
+
+    def _check_optimizer_hyperparameter(self, name):
+        for index, member in enumerate(self.members):
+            variable = getattr(member.optimizer, name, None)
+            if not isinstance(variable, keras.Variable):
+                allowed = ["l2"] + [
+                    attribute
+                    for attribute in ("learning_rate",)
+                    if isinstance(getattr(member.optimizer, attribute, None), keras.Variable)
+                ]
+                raise ValueError(
+                    f"unknown or untunable hyperparameter {name!r}: member {index}'s optimizer "
+                    f"{type(member.optimizer).__name__} holds no variable called {name!r} "
+                    "(a learning-rate schedule cannot be tuned); allowed names: "
+                    f"{allowed}"
+                )
+
+    def _learning_rate_variable(self, index):
+        variable = getattr(self.members[index].optimizer, "learning_rate", None)
+        return variable if isinstance(variable, keras.Variable) else None
+
+    # ----------------------------------------------------------------- hyperparameters
+    def _hyperparameter_variable(self, index, name):
+        if name == "l2":
+            return self._l2_variables[index]
+        return getattr(self.members[index].optimizer, name)
+
+    def set_hyperparameters(self, index, values: dict) -> None:
+        """Assigns live hyperparameter values to member `index`, clipped to their priors' bounds.
+
+        The values sit in backend variables that the compiled step reads, so they take effect
+        at the next step with no recompilation and no retrace.
+        """
+        for name, value in values.items():
+            if name not in self.priors:
+                raise ValueError(f"unknown hyperparameter {name!r}; tuned: {sorted(self.priors)}")
+            self._hyperparameter_variable(index, name).assign(self.priors[name].clip(value))
+
+    def hyperparameters_of(self, index) -> dict:
+        """Member `index`'s live hyperparameter values as Python floats."""
+        return {
+            name: float(ops.convert_to_numpy(self._hyperparameter_variable(index, name)))
+            for name in self.priors
+        }
+
+    def hyperparameter_values(self) -> list:
+        """A table: one dict of live hyperparameter values per member."""
+        return [self.hyperparameters_of(index) for index in range(self.size)]
+
+    # ----------------------------------------------------------------- member operations
+    def member(self, index) -> keras.Model:
+        """Member `index` itself (not a copy): training it changes the population."""
+        return self.members[index]
+
+    def _member_variables(self, index):
+        member = self.members[index]
+        return list(member.weights) + list(member.optimizer.variables)
+
+    def member_state(self, index) -> list:
+        """A snapshot (tensors) of member `index`: weights, optimizer state, hyperparameters."""
+        variables = self._member_variables(index)
+        snapshot = [tf.identity(variable.value) for variable in variables]
+        return snapshot + [self.hyperparameters_of(index)]
+
+    def load_member_state(self, index, state) -> None:
+        """Overwrites member `index` with a `member_state` snapshot (backend assigns)."""
+        *tensors, hyperparameters = state
+        for variable, value in zip(self._member_variables(index), tensors, strict=True):
+            variable.assign(value)
+        self.set_hyperparameters(index, hyperparameters)
+
+    def copy_member(self, source, destination) -> None:
+        """Member `destination` becomes a copy of `source`: weights, its own copy of the
+        optimizer state, and hyperparameters."""
+        if source != destination:
+            self.load_member_state(destination, self.member_state(source))
+
+    def perturb_weights(self, index, stddev, seed) -> None:
+        """Adds independent Gaussian noise N(0, stddev) to every trainable weight of member
+        `index`; `seed` (an int) makes the draw reproducible."""
+        if stddev <= 0:
+            return
+        for position, variable in enumerate(self.members[index].trainable_variables):
+            noise = tf.random.stateless_normal(
+                variable.shape, seed=[int(seed), position], stddev=stddev, dtype=variable.dtype
+            )
+            variable.assign_add(noise)
+
+    def set_member_weights(self, index, weights) -> None:
+        """Assigns a list of tensors to member `index`'s trainable weights (backend assigns)."""
+        for variable, value in zip(self.members[index].trainable_variables, weights, strict=True):
+            variable.assign(value)
+
+    # ----------------------------------------------------------------- fitness
+    @property
+    def gradient_steps(self) -> int:
+        """Member-steps taken so far: every gradient step of every member that actually ran."""
+        return int(self._member_steps.numpy())
+
+    def _member_losses_graph(self, x, y):
+        return ops.stack([
+            member.compute_loss(x=x, y=y, y_pred=member(x, training=False), training=False)
+            for member in self.members
+        ])
+
+    def member_losses(self, x, y, batch_size=None) -> np.ndarray:
+        """Each member's loss on (x, y), as `member.evaluate` computes it; shape (size,)."""
+        if self._member_loss_function is None:
+            self._member_loss_function = tf.function(
+                self._member_losses_graph, reduce_retracing=True
+            )
+        count = len(x)
+        batch_size = count if batch_size is None else int(batch_size)
+        total = np.zeros(self.size, dtype=np.float64)
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            losses = self._member_loss_function(x[start:stop], y[start:stop]).numpy()
+            total += losses.astype(np.float64) * (stop - start)
+        return total / count
+
+    def evaluate_fitness(self, x, y, fitness=inverse_loss_fitness, batch_size=None) -> np.ndarray:
+        """Measures every member's fitness on (x, y), stores it in `self.fitness`, returns it."""
+        self.fitness = sanitize_fitness(fitness(self.member_losses(x, y, batch_size)))
+        return self.fitness
+
+    def best_index(self) -> int:
+        """Index of the fittest member by the last recorded fitness (never by test data)."""
+        if self.fitness is None:
+            raise ValueError(
+                "no fitness recorded yet: fit with a strategy callback such as PopDescent, or "
+                "call pop.evaluate_fitness(x_val, y_val)"
+            )
+        fitness = np.where(np.isnan(self.fitness), -np.inf, self.fitness)
+        return int(np.argmax(fitness))
+
+    def best_model(self) -> keras.Model:
+        """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
+        like it with an optimizer at its live learning rate (fresh optimizer state)."""
+        member = self.members[self.best_index()]
+        copy = keras.models.clone_model(member)
+        copy.set_weights(member.get_weights())
+        copy.compile_from_config(member.get_compile_config())
+        return copy
+
+    # ----------------------------------------------------------------- Keras model API
+    def call(self, inputs, training=False):
+        """Every member's output on the same inputs, as a list (so `predict` returns a list)."""
+        return [member(inputs, training=training) for member in self.members]
+
+    def compile(self, jit_compile=False, steps_per_execution=1, run_eagerly=False, **kwargs):
+        """Sets how the fused step runs. Members keep their own optimizers and losses."""
+        if kwargs:
+            raise ValueError(
+                "a Population is compiled through its members; compile accepts only "
+                f"jit_compile, steps_per_execution and run_eagerly, got {sorted(kwargs)}"
+            )
+        super().compile(
+            optimizer=None,
+            loss=None,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
+        )
+
+    @property
+    def metrics(self):
+        tracked = list(self._loss_trackers) if hasattr(self, "_loss_trackers") else []
+        for member in getattr(self, "members", []):
+            tracked.extend(metric for metric in member.metrics if metric.name != "loss")
+        return tracked
+
+    def _penalised_loss(self, index, x, y, sample_weight):
+        member = self.members[index]
+        y_pred = member(x, training=True)
+        loss = member.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        if self._l2_variables is not None and self._l2_kernels[index]:
+            squares = ops.sum(ops.stack([ops.sum(ops.square(k)) for k in self._l2_kernels[index]]))
+            loss = loss + ops.cast(self._l2_variables[index], loss.dtype) * squares
+        return y_pred, loss
+
+    def train_step(self, data):
+        self.traces += 1
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            outputs = [self._penalised_loss(i, x, y, sample_weight) for i in range(self.size)]
+            # Members share no variables, so the gradient of the sum is each member's own.
+            total = ops.sum(ops.stack([loss for _, loss in outputs]))
+        variables = [member.trainable_variables for member in self.members]
+        gradients = tape.gradient(total, variables)
+        for member, grads, weights in zip(self.members, gradients, variables):
+            member.optimizer.apply(grads, weights)
+        self._member_steps.assign_add(self.size)
+        return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = []
+        for member in self.members:
+            y_pred = member(x, training=False)
+            loss = member.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+            )
+            outputs.append((y_pred, loss))
+        return self._update_logs(x, y, sample_weight, outputs)
+
+    def _update_logs(self, x, y, sample_weight, outputs, steps=None):
+        logs, losses = {}, []
+        batch = ops.shape(ops.convert_to_tensor(keras.tree.flatten(x)[0]))[0]
+        for index, (member, (y_pred, loss)) in enumerate(zip(self.members, outputs)):
+            self._loss_trackers[index].update_state(loss, sample_weight=batch)
+            losses.append(self._loss_trackers[index].result())
+            logs[f"loss_{index}"] = losses[-1]
+            member.compute_metrics(x, y, y_pred, sample_weight)
+            for metric in member.metrics:
+                if metric.name == "loss":
+                    continue
+                result = metric.result()
+                results = result if isinstance(result, dict) else {metric.name: result}
+                logs.update({f"{key}_{index}": value for key, value in results.items()})
+        logs["loss"] = ops.mean(ops.stack(losses))
+        logs["best_loss"] = ops.min(ops.stack(losses))
+        if steps is not None:
+            logs["gradient_steps"] = steps
+        return logs
+
+    def _prepare_members(self, x, y):
+        """Builds members' compiled metrics eagerly from one sample, outside any traced step."""
+        for member in self.members:
+            if any(not metric.built for metric in member.metrics if metric.name != "loss"):
+                member.compute_metrics(x[:1], y[:1], member(x[:1], training=False))
+                member.reset_metrics()
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_data=None,
+        steps_per_epoch=None,
+        initial_epoch=0,
+        validation_freq=1,
+        **kwargs,
+    ):
+        """Trains every member for `epochs` iterations of exactly `steps_per_epoch` steps.
+
+        x, y are arrays (validated before anything trains). Batches are drawn without
+        replacement from a seeded permutation of the data, reshuffled on every pass and
+        wrapping around, so each iteration runs exactly `steps_per_epoch` steps (Keras' own
+        array input cuts an epoch short when the data runs out). `steps_per_epoch` defaults
+        to one pass over the data. Other keyword arguments go to `keras.Model.fit`.
+        """
+        data = validate_fit_arguments(
+            x, y, batch_size, epochs, steps_per_epoch, validation_data, initial_epoch,
+            self.members[0],
+        )
+        self.training_data = data
+        self.validation_data = data.validation
+        self._prepare_members(data.x, data.y)
+        dataset = index_batches(data, seed=int(self.data_seed), start_step=data.steps_per_epoch
+                                * data.initial_epoch)
+        return super().fit(
+            dataset,
+            epochs=data.epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            validation_data=data.validation,
+            steps_per_epoch=data.steps_per_epoch,
+            initial_epoch=data.initial_epoch,
+            validation_freq=validation_freq,
+            validation_batch_size=data.batch_size,
+            shuffle=False,  # the stream is already a seeded shuffle
+            **kwargs,
+        )
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Every member's loss and metrics on (x, y): `loss_i`, `accuracy_i`, ..., plus the
+        population's mean `loss` and `best_loss`."""
+        self._prepare_members(x, y)
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    # ----------------------------------------------------------------- saving
+    def get_config(self):
+        return {
+            "name": self.name,
+            "members": [keras.saving.serialize_keras_object(m) for m in self.members],
+            "hyperparameters": {name: prior.get_config() for name, prior in self.priors.items()},
+            "seed": self.seed,
+            "l2_layers": self.l2_layers,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        members = [keras.saving.deserialize_keras_object(c) for c in config["members"]]
+        priors = {name: prior_from_config(c) for name, c in config["hyperparameters"].items()}
+        return cls(
+            members,
+            hyperparameters=priors,
+            seed=config["seed"],
+            l2_layers=config["l2_layers"],
+            name=config["name"],
+        )
+
+
+def load_population(path, safe_mode=True) -> Population:
+    """Loads a population saved with `pop.save(path)`; `safe_mode` refuses pickled code."""
+    return keras.saving.load_model(
+        path, custom_objects={"Population": Population}, safe_mode=safe_mode
+    )

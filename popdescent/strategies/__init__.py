@@ -1,0 +1,6 @@
+"""Strategies: tuning algorithms that run as Keras callbacks over a Population."""
+
+from popdescent.strategies.base import PopulationStrategy
+from popdescent.strategies.popdescent import PopDescent, ReplacementPlan, plan_replacement
+
+__all__ = ["PopulationStrategy", "PopDescent", "ReplacementPlan", "plan_replacement"]

@@ -1,0 +1,134 @@
+"""What every population strategy shares: a Keras callback that, at the end of an iteration,
+measures fitness, lets the strategy evolve the population, and records the lineage."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from popdescent.selection import inverse_loss_fitness
+
+
+class PopulationStrategy(keras.callbacks.Callback):
+    """Base class of selection/mutation strategies that run as `Population.fit` callbacks.
+
+    Subclasses implement `evolve(population, fitness, rng) -> (replaced, parents)` and may
+    override `check_population(population)`. This class handles the cadence (`every`), the
+    fitness measurement on a sampled cross-validation (or training) batch, the seeded
+    generator, and writes per member `fitness_i`, `parent_i`, `replaced_i` and each
+    hyperparameter `<name>_i` into the epoch logs (so History keeps the lineage), and the same
+    record into `population.lineage`.
+    """
+
+    def __init__(self, every=1, cross_validation=True, fitness=inverse_loss_fitness,
+                 cv_batch_size=640, seed=None):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        if not isinstance(cv_batch_size, (int, np.integer)) or cv_batch_size < 1:
+            raise ValueError(f"cv_batch_size must be an integer >= 1, got {cv_batch_size!r}")
+        if not callable(fitness):
+            raise TypeError(f"fitness must be callable (losses -> fitness), got {fitness!r}")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.every = int(every)
+        self.cross_validation = bool(cross_validation)
+        self.fitness_function = fitness
+        self.cv_batch_size = int(cv_batch_size)
+        self.seed = seed
+        self.rng = None
+
+    @staticmethod
+    def check_noise(name, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number >= 0, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        return float(value)
+
+    # --------------------------------------------------------------- to override
+    def check_population(self, population):
+        """Raises if this strategy cannot run on `population` (called before training)."""
+
+    def evolve(self, population, fitness, rng):
+        """Changes the population; returns (replaced indices, their parents)."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- Keras hooks
+    def on_train_begin(self, logs=None):
+        from popdescent.population import Population
+
+        population = self.model
+        if not isinstance(population, Population):
+            raise TypeError(
+                f"{type(self).__name__} runs on a popdescent.Population, got "
+                f"{type(population).__name__}"
+            )
+        self.check_population(population)
+        if self.cross_validation and population.validation_data is None:
+            raise ValueError(
+                f"{type(self).__name__}(cross_validation=True) needs validation data: pass "
+                "validation_data=(x_val, y_val) to fit, or use cross_validation=False"
+            )
+        if self.rng is None:
+            seed = self.seed if self.seed is not None else int(population.strategy_seed)
+            self.rng = np.random.default_rng(seed)
+
+    def selection_batch(self, population):
+        """A freshly sampled batch to measure fitness on: validation data, or training data
+        when cross_validation is off."""
+        if self.cross_validation:
+            x, y = population.validation_data
+        else:
+            x, y = population.training_data.x, population.training_data.y
+        count = min(self.cv_batch_size, len(x))
+        chosen = np.sort(self.rng.choice(len(x), size=count, replace=False))
+        return x[chosen], y[chosen]
+
+    def on_epoch_end(self, epoch, logs=None):
+        population = self.model
+        size = population.size
+        replaced, parents = np.array([], dtype=int), np.array([], dtype=int)
+        fitness = np.full(size, np.nan)
+        if (epoch + 1) % self.every == 0:
+            x, y = self.selection_batch(population)
+            fitness = population.evaluate_fitness(
+                x, y, fitness=self.fitness_function, batch_size=population.training_data.batch_size
+            ).copy()
+            replaced, parents = self.evolve(population, fitness, self.rng)
+            population.fitness = fitness.copy()
+            population.fitness[np.asarray(replaced, dtype=int)] = np.nan
+        self._record(population, epoch, fitness, replaced, parents, logs)
+
+    def _record(self, population, epoch, fitness, replaced, parents, logs):
+        parent_of = np.arange(population.size)
+        parent_of[np.asarray(replaced, dtype=int)] = np.asarray(parents, dtype=int)
+        replaced_mask = np.zeros(population.size, dtype=bool)
+        replaced_mask[np.asarray(replaced, dtype=int)] = True
+        members = []
+        for index in range(population.size):
+            members.append({
+                "fitness": float(fitness[index]),
+                "parent": int(parent_of[index]),
+                "replaced": bool(replaced_mask[index]),
+                "hyperparameters": population.hyperparameters_of(index),
+            })
+        record = {
+            "epoch": int(epoch),
+            "gradient_steps": population.gradient_steps,
+            "members": members,
+        }
+        population.lineage.append(record)
+        if logs is None:
+            return
+        for index, member in enumerate(members):
+            logs[f"fitness_{index}"] = member["fitness"]
+            logs[f"parent_{index}"] = member["parent"]
+            logs[f"replaced_{index}"] = int(member["replaced"])
+            for name, value in member["hyperparameters"].items():
+                logs[f"{name}_{index}"] = value
+        if np.isfinite(fitness).any():
+            logs["best_fitness"] = float(np.nanmax(fitness))
+            logs["best_member"] = int(np.nanargmax(fitness))
