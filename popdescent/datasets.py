@@ -26,6 +26,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import keras
 import numpy as np
 
 DATASET_NAMES = ("fmnist", "cifar10")
@@ -357,9 +358,6 @@ def _check_labels(labels, path):
 
 
 def _download(name):
-    # Imported here: reading local files must not pay for importing Keras and TensorFlow.
-    import keras
-
     module = {"fmnist": keras.datasets.fashion_mnist, "cifar10": keras.datasets.cifar10}[name]
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)

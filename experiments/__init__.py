@@ -1,0 +1,1 @@
+"""Command-line experiments reproducing the paper's tables; run from a clone, not installed."""
