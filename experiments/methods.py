@@ -1,0 +1,299 @@
+"""The contract between the benchmark harness and the methods it compares.
+
+A method is one entry in `METHODS`: a name and the "module:function" of its
+`run(context: MethodContext) -> MethodResult`, imported only when asked for, so a method whose
+module is missing (or needs an extra package) breaks nothing but itself. Every method gets the
+same `Budget`, the same data, model builder (`experiments.models.build_model`), loss
+(`paper_loss()`) and local optimizer (`make_optimizer`), and measures its curve points with
+`validation_loss`; the harness measures everything else (wall time, test and train loss).
+
+Budgets (member-steps = iterations x steps_per_iteration x population_size):
+
+| dataset | scale | iterations x steps | member-steps | share of paper |
+|---|---|---|---|---|
+| fmnist  | paper | 50 x 128           | 32,000       | 100% |
+| cifar10 | paper | 20 x 256 (2 x 128) | 25,600       | 100% |
+| fmnist  | small | 15 x 128           |  9,600       | 30%  |
+| cifar10 | small |  8 x 64            |  2,560       | 10%  |
+| both    | smoke |  2 x 2, population 3, elites 2, CV batch 64 | 12 | seconds, for tests |
+
+How `small` was chosen (measured on this project's 2-core AMD EPYC CPU, TensorFlow 2.21,
+other engineers' jobs running beside; `Population` of 5 members, batch 64): one fused step of
+the population takes ~0.30 s for the Fashion-MNIST CNN (~60 ms per member-step) and ~1.04 s
+for the CIFAR-10 CNN (~210 ms per member-step). Each iteration also costs a 640-image CV batch
+for all members (0.8 s / 1.9 s) and one curve point, the validation loss of one model on the
+5,000-image validation half (~1.2 s / ~6 s). For about 10 minutes per method and seed:
+FMNIST keeps the paper's 128 local steps per iteration and runs 15 iterations (9,600 member-
+steps, ~9.6 min of steps + ~30 s of selection and curve); CIFAR-10 runs 8 iterations of 64
+steps (2,560 member-steps, ~9 min + ~1 min). Both keep the full training set, population 5,
+3 elites, batch 64 and the 640-image CV batch: only the length shrinks. At paper scale the
+same machine needs ~35 min (FMNIST) and ~95 min (CIFAR-10) per PopDescent run.
+
+`smoke` also shrinks the data (`SMOKE_DATA`: 512 training, 256 validation and 256 test
+images) so the test suite runs both datasets end to end in seconds; records say how much
+data they used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+__all__ = [
+    "Budget",
+    "MethodContext",
+    "MethodResult",
+    "METHODS",
+    "SCALES",
+    "DATASETS",
+    "PAPER_SEEDS",
+    "MethodNotAvailableError",
+    "get_method",
+    "get_budget",
+    "make_optimizer",
+    "load_splits",
+    "predict_logits",
+    "loss_and_accuracy",
+    "validation_loss",
+]
+
+DATASETS = ("fmnist", "cifar10")
+SCALES = ("smoke", "small", "paper")
+# The ten seeds of the paper's Table 1 (reference code).
+PAPER_SEEDS = (5, 15, 24, 34, 49, 60, 74, 89, 97, 100)
+# Search space shared by every method (grid search keeps the paper's own fixed grids).
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+L2_RANGE = (1e-6, 1e-1)
+DEFAULT_LEARNING_RATE = 1e-3
+# Images per forward pass when the harness or a curve point evaluates a model: big enough to
+# amortise the per-call overhead, small enough to stay far from memory limits.
+EVALUATION_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training budget of one (dataset, scale); the same for every method.
+
+    Attributes:
+        iterations: PopDescent iterations (= epochs of `Population.fit`).
+        steps_per_iteration: local gradient steps per member per iteration.
+        batch_size: training batch size (64 in the paper).
+        population_size: members of a population (5 in Table 1).
+        elites: members kept untouched per iteration (3 in Table 1: 2 replaced).
+        cv_batch_size: images of the cross-validation batch fitness is measured on (640).
+    """
+
+    iterations: int
+    steps_per_iteration: int
+    batch_size: int
+    population_size: int
+    elites: int
+    cv_batch_size: int
+
+    @property
+    def member_steps(self) -> int:
+        """Gradient steps of the whole budget, counted per member: what Table 1 reports."""
+        return self.iterations * self.steps_per_iteration * self.population_size
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "member_steps": self.member_steps}
+
+
+_PAPER = {"batch_size": 64, "population_size": 5, "elites": 3, "cv_batch_size": 640}
+_BUDGETS = {
+    ("fmnist", "paper"): Budget(iterations=50, steps_per_iteration=128, **_PAPER),
+    ("cifar10", "paper"): Budget(iterations=20, steps_per_iteration=256, **_PAPER),
+    ("fmnist", "small"): Budget(iterations=15, steps_per_iteration=128, **_PAPER),
+    ("cifar10", "small"): Budget(iterations=8, steps_per_iteration=64, **_PAPER),
+}
+_SMOKE = Budget(
+    iterations=2, steps_per_iteration=2, batch_size=64, population_size=3, elites=2,
+    cv_batch_size=64,
+)
+_BUDGETS.update({(dataset, "smoke"): _SMOKE for dataset in DATASETS})
+# Data kept at smoke scale: (training subset, first validation images, first test images).
+SMOKE_DATA = {"train": 512, "validation": 256, "test": 256}
+
+
+def _check_choice(argument, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}")
+
+
+def get_budget(dataset: str, scale: str) -> Budget:
+    """The `Budget` of `dataset` ("fmnist" | "cifar10") at `scale` ("smoke" | "small" | "paper")."""
+    _check_choice("dataset", dataset, DATASETS)
+    _check_choice("scale", scale, SCALES)
+    return _BUDGETS[(dataset, scale)]
+
+
+def load_splits(dataset: str, scale: str, data_dir=None):
+    """The `DatasetSplits` a run at `scale` trains and is evaluated on.
+
+    The full data at `small` and `paper` scale; at `smoke` scale a seeded 512-image training
+    subset (seed 0, the same for every method and seed) and the first 256 images of the
+    validation and test halves.
+    """
+    from popdescent.datasets import load_dataset
+
+    _check_choice("dataset", dataset, DATASETS)
+    _check_choice("scale", scale, SCALES)
+    if scale != "smoke":
+        return load_dataset(dataset, data_dir=data_dir)
+    splits = load_dataset(dataset, data_dir=data_dir, train_subset=SMOKE_DATA["train"], seed=0)
+    validation, test = SMOKE_DATA["validation"], SMOKE_DATA["test"]
+    return dataclasses.replace(
+        splits,
+        x_val=splits.x_val[:validation], y_val=splits.y_val[:validation],
+        x_test=splits.x_test[:test], y_test=splits.y_test[:test],
+    )
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Everything a method's `run` gets: what to run, on which data, within which budget.
+
+    Attributes:
+        method, dataset, seed, scale, regularization: the run's identity (as in the record).
+        data: a `popdescent.datasets.DatasetSplits` (x_train, y_train, x_val, y_val, x_test,
+            y_test). Methods must not read the test arrays: the harness evaluates on them.
+        budget: the `Budget` of (dataset, scale).
+        work_dir: an empty private scratch directory for this run (e.g. KerasTuner's).
+        verbose: Keras verbosity for `fit` (0 silent, 1 progress bar, 2 one line per epoch).
+        options: method-specific options, e.g. {"esgd_optimizer": "adam"}.
+    """
+
+    method: str
+    dataset: str
+    seed: int
+    scale: str
+    regularization: bool
+    data: object
+    budget: Budget
+    work_dir: pathlib.Path
+    verbose: int = 0
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class MethodResult:
+    """What a method returns to the harness.
+
+    Attributes:
+        model: a compiled `keras.Model` chosen by VALIDATION data only, never test data.
+        gradient_steps: member-steps that actually ran, every one counted (searches, retrains,
+            discarded models included).
+        curve: [(gradient_steps_so_far, best_validation_loss), ...], one point per iteration
+            or per trained model, each measured with `validation_loss`.
+        details: JSON-serialisable extras (chosen hyperparameters, lineage summary, ...).
+        candidates: optional, the final models the method chose among (e.g. a population's
+            members); only the clearly labelled `--protocol paper` evaluation uses them, to
+            reproduce the reference code's selection by test loss. Empty means [model].
+    """
+
+    model: keras.Model
+    gradient_steps: int
+    curve: list
+    details: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
+
+
+METHODS = {
+    "popdescent": "experiments.popdescent_method:run",
+    "grid": "baselines.grid_search:run",
+    "random": "baselines.random_search:run",
+    "esgd": "baselines.esgd:run",
+    "pbt": "baselines.pbt:run",
+}
+
+
+class MethodNotAvailableError(RuntimeError):
+    """A registered method whose module or `run` function cannot be imported (yet)."""
+
+
+def get_method(name: str) -> Callable[[MethodContext], MethodResult]:
+    """The `run` function of method `name`, imported on first use.
+
+    Raises:
+        ValueError: `name` is not in `METHODS`.
+        MethodNotAvailableError: the method is registered but its module does not exist yet,
+            or it defines no such function. An import error inside an existing module is not
+            masked: it propagates as it is.
+    """
+    if name not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
+    module_name, function_name = METHODS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        parts = module_name.split(".")
+        if error.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
+            raise
+        raise MethodNotAvailableError(
+            f"method {name!r} is registered as {METHODS[name]!r}, but module {module_name!r} "
+            "does not exist (not implemented yet?); available: "
+            f"{available_methods()}"
+        ) from error
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise MethodNotAvailableError(
+            f"method {name!r}: module {module_name!r} defines no function {function_name!r}"
+        )
+    return function
+
+
+def available_methods() -> list:
+    """Names of the registered methods whose module exists (without importing them)."""
+    found = []
+    for name, target in METHODS.items():
+        module_name = target.split(":")[0]
+        try:
+            if importlib.util.find_spec(module_name) is not None:
+                found.append(name)
+        except ModuleNotFoundError:
+            pass
+    return found
+
+
+def make_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE) -> keras.optimizers.Optimizer:
+    """The local optimizer every method uses: Adam, 1e-3 by default (the paper's)."""
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
+        0 < learning_rate < float("inf")
+    ):
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    return keras.optimizers.Adam(learning_rate=float(learning_rate))
+
+
+def predict_logits(model: keras.Model, x) -> np.ndarray:
+    """The model's outputs on `x` (inference mode), as float64."""
+    return np.asarray(
+        model.predict(x, batch_size=EVALUATION_BATCH_SIZE, verbose=0), dtype=np.float64
+    )
+
+
+def loss_and_accuracy(model: keras.Model, x, y) -> tuple:
+    """(mean cross-entropy, accuracy) of the logits-output `model` on (x, y).
+
+    The pure data loss, without any weight penalty, so runs with and without regularization
+    and every method are measured alike (the reference code's grid search and KerasTuner
+    reported `evaluate()` losses that included the L2 penalty; PopDescent's did not).
+    """
+    logits = predict_logits(model, x)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    labels = np.asarray(y).reshape(-1).astype(np.int64)
+    losses = -log_probabilities[np.arange(len(labels)), labels]
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+    return float(np.mean(losses)), accuracy
+
+
+def validation_loss(model: keras.Model, data) -> float:
+    """A curve point: the model's cross-entropy on the whole validation half of `data`."""
+    return loss_and_accuracy(model, data.x_val, data.y_val)[0]
