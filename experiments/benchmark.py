@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -158,7 +159,10 @@ def evaluate_paper_protocol(result, data) -> dict:
     state = np.random.RandomState(0)  # as np.random.seed(0) in the reference code
     pool = min(PAPER_PROTOCOL_POOL, len(data.x_test), len(data.x_train))
     rows = state.choice(pool, size=min(PAPER_PROTOCOL_IMAGES, pool), replace=False)
-    scores = [methods.loss_and_accuracy(m, data.x_test[rows], data.y_test[rows]) for m in candidates]
+    scores = [
+        methods.loss_and_accuracy(model, data.x_test[rows], data.y_test[rows])
+        for model in candidates
+    ]
     chosen = int(np.argmin([loss for loss, _ in scores]))
     train_loss, _ = methods.loss_and_accuracy(
         candidates[chosen], data.x_train[rows], data.y_train[rows]
@@ -256,6 +260,7 @@ def run_one(context, run, protocol, log) -> dict:
         "machine": machine(),
         "git_commit": _git_commit(),
         "started_at": started.isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,
     }
     if protocol == "paper":
         record["paper_protocol"] = evaluate_paper_protocol(result, data)

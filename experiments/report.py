@@ -93,7 +93,8 @@ def _method_order(methods):
 
 def _table(records, scale, protocol):
     lines = [
-        f"### Scale `{scale}`" + (" — paper protocol (selection on test data)" if protocol else ""),
+        f"### Scale `{scale}`"
+        + (" — paper protocol (selection on test data)" if protocol else ""),
         "",
         "| Setting | Algorithm | Test loss (ours) | Test accuracy (ours) | Train loss (ours) "
         "| Gradient steps (ours) | Seeds | Wall time per run | Test loss (paper) "
@@ -106,7 +107,9 @@ def _table(records, scale, protocol):
         key=lambda s: (list(DATASET_NAMES).index(s[0]) if s[0] in DATASET_NAMES else 9, s[1]),
     )
     for dataset, regularization in settings:
-        group = [r for r in records if (r["dataset"], r["regularization"]) == (dataset, regularization)]
+        group = [
+            r for r in records if (r["dataset"], r["regularization"]) == (dataset, regularization)
+        ]
         label = _setting(dataset, regularization, group[0].get("dataset_label"))
         paper_methods = [m for (d, g, m) in PAPER_TABLE1 if (d, g) == (dataset, regularization)]
         for method in _method_order({r["method"] for r in group} | set(paper_methods)):
