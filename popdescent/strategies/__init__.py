@@ -1,6 +1,16 @@
 """Strategies: tuning algorithms that run as Keras callbacks over a Population."""
 
 from popdescent.strategies.base import PopulationStrategy
+from popdescent.strategies.pbt import PBT, ExploitPlan, explore, plan_exploit
 from popdescent.strategies.popdescent import PopDescent, ReplacementPlan, plan_replacement
 
-__all__ = ["PopulationStrategy", "PopDescent", "ReplacementPlan", "plan_replacement"]
+__all__ = [
+    "PopulationStrategy",
+    "PopDescent",
+    "ReplacementPlan",
+    "plan_replacement",
+    "PBT",
+    "ExploitPlan",
+    "plan_exploit",
+    "explore",
+]
