@@ -26,13 +26,6 @@ ACTIVATION_TREE = {
 }
 
 
-def as_scores(values):
-    """Returns a float array in which NaN and missing (`None`) scores are `+inf`."""
-    scores = np.array([np.inf if v is None else v for v in values], dtype=float)
-    scores[np.isnan(scores)] = np.inf
-    return scores
-
-
 def tournament(scores, size, rng, exclude=()):
     """Index of the best of `size` distinct members drawn uniformly without replacement.
 
@@ -147,6 +140,14 @@ def tree_hops(path_a, path_b):
     return len(path_a) + len(path_b) - 2 * common
 
 
+def check_tree_base(base):
+    """Raises `ValueError` unless `base` is a finite number > 1 (`log_b` needs `b > 1`)."""
+    if isinstance(base, bool) or not isinstance(base, (int, float)):
+        raise ValueError(f"tree base b must be a number > 1, got {base!r}")
+    if not (math.isfinite(base) and base > 1):
+        raise ValueError(f"tree base b must be a finite number > 1, got {base!r}")
+
+
 def tree_distance_probabilities(tree, base):
     """Mutation probabilities between the leaves of `tree` (seed 004).
 
@@ -156,8 +157,7 @@ def tree_distance_probabilities(tree, base):
     Returns:
         `{leaf: {other leaf: probability}}`, each row summing to one.
     """
-    if not (isinstance(base, (int, float)) and math.isfinite(base) and base > 1):
-        raise ValueError(f"tree base b must be a finite number > 1, got {base!r}")
+    check_tree_base(base)
     leaves = tree_leaves(tree)
     if len(leaves) < 2:
         raise ValueError(f"a mutation tree needs at least 2 leaves, got {list(leaves)}")
