@@ -227,8 +227,12 @@ def _check_result(name, result):
         )
 
 
-def run_one(context, run, protocol, log) -> dict:
-    """Runs one method on one (dataset, seed) and returns its record."""
+def run_one(context, run, protocol, log, git_commit=None) -> dict:
+    """Runs one method on one (dataset, seed) and returns its record.
+
+    `git_commit` is the commit the code was loaded from (read once at start: others may
+    commit while a long benchmark runs).
+    """
     keras.utils.set_random_seed(context.seed)
     started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
@@ -258,7 +262,7 @@ def run_one(context, run, protocol, log) -> dict:
         },
         "member_steps_per_second": result.gradient_steps / wall_time if wall_time > 0 else None,
         "machine": machine(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit,
         "started_at": started.isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
@@ -340,6 +344,7 @@ def main(argv=None) -> int:
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     records_path = args.out / RECORDS_FILE
+    git_commit = _git_commit()
     finished = {record_key(r): r for r in read_records(records_path) if "method" in r}
     pending = [
         (dataset, name, seed)
@@ -374,7 +379,7 @@ def main(argv=None) -> int:
             budget=methods.get_budget(dataset, args.scale), work_dir=work_dir,
             verbose=verbose, options=args.options,
         )
-        record = run_one(context, runs[name], args.protocol, log)
+        record = run_one(context, runs[name], args.protocol, log, git_commit)
         write_record(records_path, record)
         log(f"  test loss {record['test_loss']:.4f}, accuracy {record['test_accuracy']:.4f}, "
             f"train loss {record['train_loss']:.4f}, {record['gradient_steps']} member-steps, "
