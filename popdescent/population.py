@@ -21,6 +21,11 @@ from popdescent.training_data import FitData, index_batches, validate_fit_argume
 
 __all__ = ["Population", "load_population"]
 
+# Below this many trainable parameters per member, the optimizer update is a small part of a
+# step and XLA's compile time (about a second per member on a 2-core CPU) does not pay back
+# in a short run; see Population.compile.
+_XLA_UPDATE_MIN_PARAMETERS = 100_000
+
 
 def _check_size(size):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
@@ -104,7 +109,7 @@ class Population(keras.Model):
         self.traces = 0  # Python side effect in the train step: counts (re)traces
         self._member_loss_function = None
         self.built = True
-        super().compile(optimizer=None, loss=None, jit_compile=False)
+        self.compile()
 
     # ----------------------------------------------------------------- construction
     def _make_members(self, model_or_builder, size, member_seed):
@@ -238,11 +243,30 @@ class Population(keras.Model):
         `index`; `seed` (an int) makes the draw reproducible."""
         if stddev <= 0:
             return
-        for position, variable in enumerate(self.members[index].trainable_variables):
-            noise = tf.random.stateless_normal(
-                variable.shape, seed=[int(seed), position], stddev=stddev, dtype=variable.dtype
-            )
-            variable.assign_add(noise)
+        if getattr(self, "_perturbations", None) is None:
+            self._perturbations = {}
+        if index not in self._perturbations:
+            self._perturbations[index] = tf.function(self._perturbation(index))
+        self._perturbations[index](
+            tf.constant(int(seed), tf.int64), tf.constant(float(stddev), tf.float64)
+        )
+
+    def _perturbation(self, index):
+        # One traced function per member: one dispatch instead of one per weight, and the
+        # weights' draws run in parallel (the same draws as op by op: same seeds, same kernel).
+        variables = self.members[index].trainable_variables
+
+        def perturb(seed, stddev):
+            for position, variable in enumerate(variables):
+                noise = tf.random.stateless_normal(
+                    variable.shape,
+                    seed=tf.stack([seed, tf.constant(position, tf.int64)]),
+                    stddev=tf.cast(stddev, variable.dtype),
+                    dtype=variable.dtype,
+                )
+                variable.assign_add(noise)
+
+        return perturb
 
     def set_member_weights(self, index, weights) -> None:
         """Assigns a list of tensors to member `index`'s trainable weights (backend assigns)."""
@@ -305,20 +329,75 @@ class Population(keras.Model):
         """Every member's output on the same inputs, as a list (so `predict` returns a list)."""
         return [member(inputs, training=training) for member in self.members]
 
-    def compile(self, jit_compile=False, steps_per_execution=1, run_eagerly=False, **kwargs):
-        """Sets how the fused step runs. Members keep their own optimizers and losses."""
+    def compile(self, jit_compile=False, steps_per_execution=1, run_eagerly=False,
+                jit_compile_updates="auto", **kwargs):
+        """Sets how the fused step runs. Members keep their own optimizers and losses.
+
+        Args:
+            jit_compile: True compiles the whole fused step with XLA (Keras' meaning). Off by
+                default: on CPU, TensorFlow's oneDNN convolutions and their gradients took
+                less time than XLA's, and XLA's fork-join threads suffer more when the cores
+                are shared (see experiments/throughput.py).
+            steps_per_execution: steps run per call of the compiled function (Keras' meaning);
+                callbacks' per-batch hooks see every `steps_per_execution`-th batch.
+            run_eagerly: run the step eagerly, for debugging.
+            jit_compile_updates: True compiles each member's optimizer update with XLA, the
+                rest of the step staying on TensorFlow's kernels. An update is a chain of
+                elementwise operations over every weight (Adam: about a dozen full-size passes
+                through memory) that XLA fuses into one pass: on the paper's FMNIST CNN, Adam's
+                update took a quarter of the CPU time. Compiling costs about a second per
+                member, so `"auto"` (the default) turns it on only for members of at least
+                100,000 trainable parameters. It has no effect with `jit_compile` or
+                `run_eagerly`; set it False for an optimizer that XLA cannot compile.
+        """
         if kwargs:
             raise ValueError(
                 "a Population is compiled through its members; compile accepts only "
-                f"jit_compile, steps_per_execution and run_eagerly, got {sorted(kwargs)}"
+                "jit_compile, steps_per_execution, run_eagerly and jit_compile_updates, got "
+                f"{sorted(kwargs)}"
+            )
+        if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
+        if isinstance(steps_per_execution, bool) or not isinstance(
+            steps_per_execution, (int, np.integer)
+        ) or steps_per_execution < 1:
+            raise ValueError(
+                f"steps_per_execution must be an integer >= 1, got {steps_per_execution!r}"
+            )
+        if not (
+            jit_compile_updates is True or jit_compile_updates is False
+            or jit_compile_updates == "auto"
+        ):
+            raise ValueError(
+                f"jit_compile_updates must be True, False or 'auto', got {jit_compile_updates!r}"
             )
         super().compile(
             optimizer=None,
             loss=None,
             jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
+            steps_per_execution=int(steps_per_execution),
             run_eagerly=run_eagerly,
         )
+        if jit_compile_updates == "auto":
+            smallest = min(
+                sum(int(np.prod(v.shape)) for v in member.trainable_variables)
+                for member in self.members
+            )
+            jit_compile_updates = smallest >= _XLA_UPDATE_MIN_PARAMETERS
+        self.jit_compile_updates = jit_compile_updates  # resolved, as Keras does jit_compile
+        self._member_updates = None
+        if jit_compile_updates and not self.jit_compile and not self.run_eagerly:
+            self._member_updates = [self._compiled_update(member) for member in self.members]
+
+    @staticmethod
+    def _compiled_update(member):
+        def update(gradients):
+            member.optimizer.apply(gradients, member.trainable_variables)
+
+        # Called from inside the traced train step, this becomes one XLA cluster per member:
+        # members' updates can still overlap with each other and with other members' backward
+        # passes on TensorFlow's inter-op threads.
+        return tf.function(update, jit_compile=True, reduce_retracing=True)
 
     @property
     def metrics(self):
@@ -345,8 +424,11 @@ class Population(keras.Model):
             total = ops.sum(ops.stack([loss for _, loss in outputs]))
         variables = [member.trainable_variables for member in self.members]
         gradients = tape.gradient(total, variables)
-        for member, grads, weights in zip(self.members, gradients, variables):
-            member.optimizer.apply(grads, weights)
+        for index, (member, grads, weights) in enumerate(zip(self.members, gradients, variables)):
+            if self._member_updates is None:
+                member.optimizer.apply(grads, weights)
+            else:
+                self._member_updates[index](grads)
         self._member_steps.assign_add(self.size)
         return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
 
@@ -414,6 +496,12 @@ class Population(keras.Model):
             x, y, batch_size, epochs, steps_per_epoch, validation_data, initial_epoch,
             self.members[0],
         )
+        if data.steps_per_epoch % self.steps_per_execution:
+            # Keras runs whole executions: 7 steps at 3 per execution would run 9.
+            raise ValueError(
+                f"steps_per_epoch must be a multiple of steps_per_execution = "
+                f"{self.steps_per_execution} (see Population.compile), got {data.steps_per_epoch}"
+            )
         self.training_data = data
         self.validation_data = data.validation
         self._prepare_members(data.x, data.y)

@@ -1,5 +1,7 @@
 """Population: members, fused training, live hyperparameters, determinism."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -59,11 +61,14 @@ def test_logs_carry_per_member_and_population_losses(model, data):
     assert logs["best_loss"] == pytest.approx(min(logs["loss_0"], logs["loss_1"]), rel=1e-5)
 
 
-def test_fused_step_matches_stepping_each_member_alone(data):
-    """Same batches, same optimizer: fused and solo training agree to float32 round-off."""
+@pytest.mark.parametrize("jit_compile_updates", [False, True])
+def test_fused_step_matches_stepping_each_member_alone(data, jit_compile_updates):
+    """Same batches, same optimizer: fused and solo training agree to float32 round-off,
+    with the members' optimizer updates on TensorFlow's kernels or compiled by XLA."""
     x, y, _, _ = data
     pop = pd.Population(make_model(), size=3, seed=4,
                         hyperparameters={"learning_rate": pd.LogUniform(1e-3, 1e-1)})
+    pop.compile(jit_compile_updates=jit_compile_updates)
     solos = []
     for index, member in enumerate(pop.members):
         solo = keras.models.clone_model(member)
@@ -177,3 +182,47 @@ def test_evaluate_predict_and_best_model(model, data):
     assert best is not pop.member(pop.best_index())
     np.testing.assert_allclose(best.evaluate(x_val, y_val, verbose=0)[0],
                                losses[pop.best_index()], rtol=1e-5)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"jit_compile": "yes"}, "jit_compile must be True, False or 'auto', got 'yes'"),
+    ({"steps_per_execution": 0}, "steps_per_execution must be an integer >= 1, got 0"),
+    ({"jit_compile_updates": 1}, "jit_compile_updates must be True, False or 'auto', got 1"),
+    ({"optimizer": "adam"}, "compile accepts only"),
+])
+def test_compile_rejects_bad_arguments_by_name(model, arguments, message):
+    pop = pd.Population(model, size=2, seed=0)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pop.compile(**arguments)
+
+
+def test_steps_per_execution_runs_exactly_the_requested_steps(model, data):
+    x, y, _, _ = data
+    pop = pd.Population(model, size=2, seed=0)
+    pop.compile(steps_per_execution=3)
+    history = pop.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=6, verbose=0)
+    assert history.history["gradient_steps"] == [12, 24]
+    assert all(int(m.optimizer.iterations.numpy()) == 12 for m in pop.members)
+    # Keras runs whole executions (7 steps at 3 per execution would run 9): refused up front.
+    with pytest.raises(ValueError, match="steps_per_epoch must be a multiple of "
+                                         "steps_per_execution = 3.*got 7"):
+        pop.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=7, verbose=0)
+    assert pop.gradient_steps == 24
+
+
+def test_perturb_weights_adds_seeded_gaussian_noise_of_the_given_stddev():
+    pop = pd.Population(make_model(units=256, features=64), size=2, seed=0)
+    untouched, before = weights_of(pop.member(0)), weights_of(pop.member(1))
+    pop.perturb_weights(1, 0.5, seed=11)
+    first = weights_of(pop.member(1))
+    noise = np.concatenate([(a - b).ravel() for a, b in zip(first, before)])
+    assert abs(noise.mean()) < 0.02 and noise.std() == pytest.approx(0.5, rel=0.03)
+    for a, b in zip(weights_of(pop.member(0)), untouched):
+        np.testing.assert_array_equal(a, b)
+    pop.set_member_weights(1, before)
+    pop.perturb_weights(1, 0.5, seed=11)
+    for again, once in zip(weights_of(pop.member(1)), first):
+        np.testing.assert_array_equal(again, once)
+    pop.set_member_weights(1, before)
+    pop.perturb_weights(1, 0.5, seed=12)
+    assert not np.array_equal(weights_of(pop.member(1))[0], first[0])

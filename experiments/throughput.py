@@ -1,0 +1,233 @@
+"""Throughput: a fused `Population` against training its members one by one.
+
+    python -m experiments.throughput [--model fmnist|cifar10|mlp] [--size 5] [--steps N]
+                                     [--repeats 3] [--json PATH]
+
+Measures, in one run, on the same random data and batch size 64:
+  (a) one plain `keras.Model.fit` of a single member, ms per step;
+  (b) `size` members trained one after another, each by its own plain `fit` (what grid search,
+      KerasTuner and the paper's reference code do), ms per member-step;
+  (c) `Population.fit` of `size` members (as constructed, default compile), ms per member-step;
+  (d) one PopDescent end-of-iteration step (fitness on a 640-image cross-validation batch,
+      selection, copies, mutation), ms, and as a percentage of one 128-step iteration of (c).
+
+Every figure is the median over `repeats` timed epochs of `steps` steps, after one warm-up
+epoch (tracing, compilation) that is not counted. The repeats of (a), (b) and (c) are
+interleaved, so a change of load on a shared machine hits all three alike and the ratio
+(b)/(c) stays meaningful. The load average at start and end is printed and saved: on a shared
+machine, compare ratios from one run, not absolute times from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from experiments.models import INPUT_SHAPES, MODEL_NAMES, NUM_CLASSES, build_model, paper_loss
+from popdescent import PopDescent, Population
+
+BATCH_SIZE = 64
+ITERATION_STEPS = 128  # the paper's steps per member per iteration
+CROSS_VALIDATION_SIZE = 640  # the paper's cross-validation batch: 10 batches of 64
+# Chosen so that a default run (warm-up included) stays under 3 minutes on a 2-core CPU.
+DEFAULT_STEPS = {"fmnist": 12, "cifar10": 24, "mlp": 50}
+TITLES = {"fmnist": "FMNIST CNN", "cifar10": "CIFAR-10 CNN", "mlp": "MLP"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.throughput",
+        description="Fused population training against N plain fits, in ms per member-step.",
+    )
+    parser.add_argument("--model", choices=MODEL_NAMES, default="fmnist")
+    parser.add_argument("--size", type=int, default=5, help="population size N (>= 2)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per timed epoch (default: fmnist 12, cifar10 24, mlp 50)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per figure")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write figures here")
+    args = parser.parse_args(argv)
+    if args.steps is None:
+        args.steps = DEFAULT_STEPS[args.model]
+    for name, minimum in (("size", 2), ("steps", 1), ("repeats", 1), ("seed", 0)):
+        value = getattr(args, name)
+        if value < minimum:
+            parser.error(f"--{name} must be an integer >= {minimum}, got {value}")
+    return args
+
+
+def compiled_member(model_name, seed):
+    """One candidate as the baselines train it: the paper's model, Adam(1e-3), its loss."""
+    model = build_model(model_name, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=paper_loss(),
+                  metrics=["accuracy"])
+    return model
+
+
+def random_data(model_name, count, rng):
+    x = rng.random((count, *INPUT_SHAPES[model_name]), dtype=np.float32)
+    y = rng.integers(0, NUM_CLASSES, size=count)
+    return x, y
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch, from its first step's start to its last step's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class TimedPopDescent(PopDescent):
+    """PopDescent, unchanged, timing its end-of-iteration step and, within it, `evolve`
+    (selection, copies and mutation; the rest is the fitness measurement and the records)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seconds, self.evolve_seconds = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        super().on_epoch_end(epoch, logs)
+        self.seconds.append(time.perf_counter() - start)
+
+    def evolve(self, population, fitness, rng):
+        start = time.perf_counter()
+        result = super().evolve(population, fitness, rng)
+        self.evolve_seconds.append(time.perf_counter() - start)
+        return result
+
+
+def _fit_one_epoch(model, x, y, steps, timer):
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, steps_per_epoch=steps, verbose=0,
+              callbacks=[timer])
+    return timer.seconds[-1]
+
+
+def measure_training(model_name, size, steps, repeats, seed):
+    """(a), (b), (c): seconds per step of each timed repeat, interleaved."""
+    rng = np.random.default_rng(seed)
+    x, y = random_data(model_name, steps * BATCH_SIZE, rng)
+    single = compiled_member(model_name, seed)
+    one_by_one = [compiled_member(model_name, seed + 1 + index) for index in range(size)]
+    population = Population(compiled_member(model_name, seed), size=size, seed=seed)
+    timings = {"a": [], "b": [], "c": []}
+    for repeat in range(repeats + 1):  # repeat 0 is the warm-up
+        a = _fit_one_epoch(single, x, y, steps, EpochTimer())
+        b = sum(_fit_one_epoch(model, x, y, steps, EpochTimer()) for model in one_by_one)
+        c = _fit_one_epoch(population, x, y, steps, EpochTimer())
+        if repeat:
+            timings["a"].append(a / steps)
+            timings["b"].append(b / (steps * size))
+            timings["c"].append(c / (steps * size))
+    return population, x, y, timings
+
+
+def measure_evolution(model_name, population, x, y, repeats, seed):
+    """(d): seconds of PopDescent's end-of-iteration step inside a real `Population.fit`, and
+    of its `evolve` part alone."""
+    rng = np.random.default_rng(seed + 1)
+    x_val, y_val = random_data(model_name, CROSS_VALIDATION_SIZE, rng)
+    strategy = TimedPopDescent(elites=min(3, population.size - 1), seed=seed)
+    epochs = repeats + 1
+    # One step per iteration: only the strategy's time is wanted. validation_freq beyond the
+    # last epoch keeps Keras' own validation pass (not part of PopDescent) out of the run.
+    population.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, steps_per_epoch=1, verbose=0,
+                   validation_data=(x_val, y_val), validation_freq=epochs + 1,
+                   callbacks=[strategy])
+    return strategy.seconds[1:], strategy.evolve_seconds[1:]
+
+
+def run(model_name="fmnist", size=5, steps=None, repeats=3, seed=0):
+    """Measures (a)-(d); returns the figures as a JSON-ready dict."""
+    steps = DEFAULT_STEPS[model_name] if steps is None else steps
+    load_before = os.getloadavg()[0]
+    population, x, y, timings = measure_training(model_name, size, steps, repeats, seed)
+    evolution, evolve = measure_evolution(model_name, population, x, y, repeats, seed)
+    a = statistics.median(timings["a"]) * 1000
+    b = statistics.median(timings["b"]) * 1000
+    c = statistics.median(timings["c"]) * 1000
+    d = statistics.median(evolution) * 1000
+    d_evolve = statistics.median(evolve) * 1000
+    iteration_ms = ITERATION_STEPS * size * c
+    return {
+        "model": model_name,
+        "size": size,
+        "steps": steps,
+        "repeats": repeats,
+        "batch_size": BATCH_SIZE,
+        "backend": keras.backend.backend(),
+        "population_compile": {
+            "jit_compile": bool(population.jit_compile),
+            "steps_per_execution": int(population.steps_per_execution),
+            "jit_compile_updates": bool(population.jit_compile_updates),
+        },
+        "a_ms_per_step": a,
+        "b_ms_per_member_step": b,
+        "c_ms_per_member_step": c,
+        "d_ms": d,
+        "d_percent_of_iteration": 100 * d / iteration_ms,
+        "d_selection_mutation_ms": d_evolve,
+        "d_selection_mutation_percent_of_iteration": 100 * d_evolve / iteration_ms,
+        "d_fitness_ms": d - d_evolve,
+        "iteration_ms": iteration_ms,
+        "ratio": b / c,
+        "a_over_c": a / c,
+        "repeats_ms": {key: [value * 1000 for value in values]
+                       for key, values in timings.items()} | {
+            "d": [value * 1000 for value in evolution],
+            "d_selection_mutation": [value * 1000 for value in evolve]},
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+
+
+def format_table(result):
+    size = result["size"]
+    lines = [
+        f"{TITLES[result['model']]}, N = {size}, batch {result['batch_size']}, "
+        f"{result['steps']} steps x {result['repeats']} repeats (median), "
+        f"{result['backend']} backend, population compile {result['population_compile']}",
+        f"load average: {result['load_average_before']:.2f} at start, "
+        f"{result['load_average_after']:.2f} at end",
+        f"(a) one plain fit                        {result['a_ms_per_step']:8.1f} ms/step",
+        f"(b) {size} plain fits, one after another     "
+        f"{result['b_ms_per_member_step']:8.1f} ms/member-step",
+        f"(c) Population.fit, {size} members           "
+        f"{result['c_ms_per_member_step']:8.1f} ms/member-step",
+        f"(d) PopDescent end of iteration          {result['d_ms']:8.1f} ms "
+        f"= {result['d_percent_of_iteration']:.2f} % of a {ITERATION_STEPS}-step iteration "
+        f"({result['iteration_ms'] / 1000:.1f} s)",
+        f"    fitness on {CROSS_VALIDATION_SIZE} images {result['d_fitness_ms']:.1f} ms, "
+        f"selection + copies + mutation {result['d_selection_mutation_ms']:.1f} ms "
+        f"= {result['d_selection_mutation_percent_of_iteration']:.2f} %",
+        f"ratio (b)/(c) = {result['ratio']:.2f}    (a)/(c) = {result['a_over_c']:.2f}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(args.model, args.size, args.steps, args.repeats, args.seed)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
