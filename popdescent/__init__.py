@@ -8,7 +8,7 @@
     best = pop.best_model()
 """
 
-from popdescent.hyperparameters import Choice, Fixed, LogUniform, Prior, Uniform
+from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
 from popdescent.population import Population, load_population
 from popdescent.strategies import PopDescent, PopulationStrategy
 
@@ -21,6 +21,8 @@ __all__ = [
     "PopulationStrategy",
     "Prior",
     "LogUniform",
+    "LogNormal",
+    "Inert",
     "Uniform",
     "Choice",
     "Fixed",

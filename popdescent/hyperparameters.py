@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Prior", "LogUniform", "Uniform", "Choice", "Fixed"]
+__all__ = ["Prior", "LogUniform", "LogNormal", "Uniform", "Choice", "Fixed", "Inert"]
 
 
 def _check_number(name, value):
@@ -29,6 +29,9 @@ class Prior:
     """Base class: a distribution for initial values plus a mutation rule within bounds."""
 
     mutable = True
+    # True for priors that mutate multiplicatively (in log10 space): a strategy may change
+    # the base of their mutation factor (see PopDescent's hyperparameter_noise_base).
+    log_scale = False
 
     def sample(self, rng: np.random.Generator) -> float:
         raise NotImplementedError
@@ -96,6 +99,8 @@ class LogUniform(_Interval):
     Example:
         >>> LogUniform(1e-4, 1e-2, bounds=(1e-7, 1.0))
     """
+
+    log_scale = True
 
     def __init__(self, low, high, bounds=None):
         super().__init__(low, high, bounds)
@@ -172,12 +177,142 @@ class Fixed(Prior):
         return {"class_name": "Fixed", "value": self.value}
 
 
-_PRIOR_CLASSES = {cls.__name__: cls for cls in (LogUniform, Uniform, Choice, Fixed)}
+@dataclass(frozen=True, init=False)
+class LogNormal(Prior):
+    """Initial values 10**N(mean_log10, std_log10); mutation multiplies by 10**N(0, scale*magnitude).
+
+    The reference code drew its "learning rate" (a loss scale) as 10**N(-4, 2) and its
+    regularization rate as 10**N(0, 2). With `std_log10=0` every member starts at
+    10**mean_log10 (the ablation's "initial learning rate 1e-3") and mutation still moves it
+    within `bounds`.
+
+    Args:
+        mean_log10: mean of log10 of the initial values.
+        std_log10: standard deviation (>= 0) of log10 of the initial values.
+        bounds: (min, max) with 0 < min <= 10**mean_log10 <= max, min < max: sampling and
+            mutation stay within; default 10**(mean_log10 -/+ 6 std_log10) (required when
+            std_log10 is 0).
+
+    Example:
+        >>> LogNormal(-4, 2, bounds=(1e-12, 1e4))
+    """
+
+    mean_log10: float
+    std_log10: float
+    bounds: tuple
+    log_scale = True
+
+    def __init__(self, mean_log10, std_log10, bounds=None):
+        mean = _check_number("LogNormal mean_log10", mean_log10)
+        std = _check_number("LogNormal std_log10", std_log10)
+        if std < 0:
+            raise ValueError(f"LogNormal std_log10 must be >= 0, got {std_log10!r}")
+        if bounds is None:
+            if std == 0:
+                raise ValueError(
+                    "LogNormal with std_log10=0 needs bounds=(min, max) around "
+                    f"10**mean_log10 = {10 ** mean}: mutation has nowhere to go otherwise"
+                )
+            bounds = (10 ** (mean - 6 * std), 10 ** (mean + 6 * std))
+        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise ValueError(f"LogNormal bounds must be a (min, max) pair, got {bounds!r}")
+        low = _check_number("LogNormal bounds[0]", bounds[0])
+        high = _check_number("LogNormal bounds[1]", bounds[1])
+        if not (0 < low < high and low <= 10 ** mean <= high):
+            raise ValueError(
+                "LogNormal bounds must satisfy 0 < min <= 10**mean_log10 <= max and min < max, "
+                f"got bounds=({low}, {high}) for 10**mean_log10 = {10 ** mean}"
+            )
+        object.__setattr__(self, "mean_log10", mean)
+        object.__setattr__(self, "std_log10", std)
+        object.__setattr__(self, "bounds", (low, high))
+
+    def _from_log10(self, exponent):
+        # Clipped in log10 space: 10**exponent overflows a float past ~308.
+        low, high = math.log10(self.bounds[0]), math.log10(self.bounds[1])
+        return self.clip(10 ** min(max(exponent, low), high))
+
+    def sample(self, rng):
+        return self._from_log10(rng.normal(self.mean_log10, self.std_log10))
+
+    def mutate(self, value, magnitude, scale, rng):
+        return self._from_log10(
+            math.log10(self.clip(value)) + rng.normal(0.0, scale * magnitude)
+        )
+
+    def clip(self, value):
+        return float(min(max(value, self.bounds[0]), self.bounds[1]))
+
+    def get_config(self):
+        return {
+            "class_name": "LogNormal",
+            "mean_log10": self.mean_log10,
+            "std_log10": self.std_log10,
+            "bounds": list(self.bounds),
+        }
+
+
+@dataclass(frozen=True, init=False)
+class Inert(Prior):
+    """A hyperparameter sampled, mutated and recorded like `prior`, that nothing reads.
+
+    It changes no loss, no optimizer and no gradient. It exists to reproduce code that tuned
+    a value it never used: the reference code's Fashion-MNIST regularization rate was drawn
+    and mutated every iteration while the L2 penalty used a fixed 0.001. Declared `Inert`, the
+    value still shows in the lineage and still consumes the strategy's random draws, and
+    anyone reading the configuration sees that it does nothing. A `Population` stores it in
+    a variable of its own and refuses it under a name that training reads ("learning_rate",
+    "l2", "loss_scale" or an optimizer attribute).
+
+    Args:
+        prior: the prior it is sampled and mutated by (not itself `Inert`).
+
+    Example:
+        >>> Inert(LogNormal(0, 2, bounds=(1e-12, 1e12)))
+    """
+
+    prior: Prior
+
+    def __init__(self, prior):
+        if not isinstance(prior, Prior) or isinstance(prior, Inert):
+            raise TypeError(f"Inert needs a prior that is not itself Inert, got {prior!r}")
+        object.__setattr__(self, "prior", prior)
+
+    @property
+    def mutable(self):
+        return self.prior.mutable
+
+    @property
+    def log_scale(self):
+        return self.prior.log_scale
+
+    @property
+    def bounds(self):
+        return self.prior.bounds  # AttributeError for a prior without bounds (Fixed, Choice)
+
+    def sample(self, rng):
+        return self.prior.sample(rng)
+
+    def mutate(self, value, magnitude, scale, rng):
+        return self.prior.mutate(value, magnitude, scale, rng)
+
+    def clip(self, value):
+        return self.prior.clip(value)
+
+    def get_config(self):
+        return {"class_name": "Inert", "prior": self.prior.get_config()}
+
+
+_PRIOR_CLASSES = {
+    cls.__name__: cls for cls in (LogUniform, LogNormal, Uniform, Choice, Fixed)
+}
 
 
 def prior_from_config(config: dict) -> Prior:
     """Inverse of `Prior.get_config()`, used when a saved population is loaded."""
     config = dict(config)
+    if config["class_name"] == "Inert":
+        return Inert(prior_from_config(config["prior"]))
     cls = _PRIOR_CLASSES[config.pop("class_name")]
     return cls(**config)
 
@@ -189,6 +324,7 @@ def as_prior(name: str, value) -> Prior:
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return Fixed(value)
     raise TypeError(
-        f"hyperparameters[{name!r}] must be a prior (LogUniform, Uniform, Choice, Fixed) or a "
+        f"hyperparameters[{name!r}] must be a prior (LogUniform, LogNormal, Uniform, Choice, "
+        "Fixed, Inert) or a "
         f"number, got {value!r}"
     )

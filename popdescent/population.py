@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from popdescent import members as members_lib
-from popdescent.hyperparameters import Fixed, LogUniform, as_prior, prior_from_config
+from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior, prior_from_config
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.training_data import FitData, index_batches, validate_fit_arguments
 
@@ -49,7 +49,11 @@ class Population(keras.Model):
         hyperparameters: dict name -> prior (`LogUniform`, `Uniform`, `Choice`, `Fixed`, or a
             number meaning `Fixed`). Names: `"learning_rate"` (the member optimizer's
             learning-rate variable), `"l2"` (a penalty `l2 * sum(kernel**2)` added to the
-            member's training loss), or any other optimizer attribute held in a variable.
+            member's training loss), `"loss_scale"` (multiplies the member's training loss,
+            penalty included, before its gradient is taken: the reference code's "learning
+            rate", which under Adam acts only through Adam's epsilon), any other optimizer
+            attribute held in a variable, or any other name with an `Inert` prior (kept,
+            mutated and recorded, read by nothing).
             Default: `{"learning_rate": LogUniform(lr / 10, lr * 10)}` around the compiled
             learning rate `lr`.
         seed: seeds member initialisation, initial hyperparameters, the batch order and the
@@ -95,6 +99,14 @@ class Population(keras.Model):
         self._l2_variables = [
             keras.Variable(0.0, trainable=False, name=f"l2_{i}") for i in range(self.size)
         ] if "l2" in self.priors else None
+        self._loss_scale_variables = [
+            keras.Variable(1.0, trainable=False, name=f"loss_scale_{i}") for i in range(self.size)
+        ] if "loss_scale" in self.priors else None
+        self._inert_variables = {
+            name: [keras.Variable(0.0, trainable=False, name=f"{name}_{i}")
+                   for i in range(self.size)]
+            for name, prior in self.priors.items() if isinstance(prior, Inert)
+        }
         hyper_rng = np.random.default_rng(int(hyper_seed))
         for index in range(self.size):
             self.set_hyperparameters(
@@ -153,8 +165,14 @@ class Population(keras.Model):
         priors = {}
         for name, prior in hyperparameters.items():
             prior = as_prior(name, prior)
-            if name != "l2":
+            if isinstance(prior, Inert):
+                self._check_inert_name(name)
+            elif name not in ("l2", "loss_scale"):
                 self._check_optimizer_hyperparameter(name)
+            elif name == "loss_scale" and (
+                prior.value if isinstance(prior, Fixed) else prior.bounds[0]
+            ) <= 0:
+                raise ValueError(f"hyperparameters['loss_scale'] must stay > 0: {prior}")
             elif isinstance(prior, Fixed) and prior.value < 0 or (
                 not isinstance(prior, Fixed) and prior.bounds[0] < 0
             ):
@@ -166,7 +184,7 @@ class Population(keras.Model):
         for index, member in enumerate(self.members):
             variable = getattr(member.optimizer, name, None)
             if not isinstance(variable, keras.Variable):
-                allowed = ["l2"] + [
+                allowed = ["l2", "loss_scale"] + [
                     attribute
                     for attribute in ("learning_rate",)
                     if isinstance(getattr(member.optimizer, attribute, None), keras.Variable)
@@ -175,8 +193,18 @@ class Population(keras.Model):
                     f"unknown or untunable hyperparameter {name!r}: member {index}'s optimizer "
                     f"{type(member.optimizer).__name__} holds no variable called {name!r} "
                     "(a learning-rate schedule cannot be tuned); allowed names: "
-                    f"{allowed}"
+                    f"{allowed}, or any other name with an Inert prior"
                 )
+
+    def _check_inert_name(self, name):
+        if name in ("learning_rate", "l2", "loss_scale") or any(
+            isinstance(getattr(member.optimizer, name, None), keras.Variable)
+            for member in self.members
+        ):
+            raise ValueError(
+                f"hyperparameters[{name!r}] is Inert, but training reads {name!r}: an inert "
+                "hyperparameter needs a name of its own (for example 'reg_constant')"
+            )
 
     def _learning_rate_variable(self, index):
         variable = getattr(self.members[index].optimizer, "learning_rate", None)
@@ -186,6 +214,10 @@ class Population(keras.Model):
     def _hyperparameter_variable(self, index, name):
         if name == "l2":
             return self._l2_variables[index]
+        if name == "loss_scale":
+            return self._loss_scale_variables[index]
+        if name in self._inert_variables:
+            return self._inert_variables[name][index]
         return getattr(self.members[index].optimizer, name)
 
     def set_hyperparameters(self, index, values: dict) -> None:
@@ -267,6 +299,16 @@ class Population(keras.Model):
                 variable.assign_add(noise)
 
         return perturb
+
+    def shift_weights(self, index, offset) -> None:
+        """Adds the same number `offset` to every trainable weight of member `index`: the
+        reference code's weight mutation (one scalar draw for the whole model)."""
+        if isinstance(offset, bool) or not isinstance(
+            offset, (int, float, np.integer, np.floating)
+        ) or not np.isfinite(offset):
+            raise ValueError(f"offset must be a finite number, got {offset!r}")
+        for variable in self.members[index].trainable_variables:
+            variable.assign(variable.value + ops.cast(offset, variable.dtype))
 
     def set_member_weights(self, index, weights) -> None:
         """Assigns a list of tensors to member `index`'s trainable weights (backend assigns)."""
@@ -415,13 +457,22 @@ class Population(keras.Model):
             loss = loss + ops.cast(self._l2_variables[index], loss.dtype) * squares
         return y_pred, loss
 
+    def _scaled_loss(self, index, loss):
+        # What the member differentiates, not what it reports: the logs keep the unscaled
+        # loss, as the reference code reported its cross-entropy before scaling.
+        if self._loss_scale_variables is None:
+            return loss
+        return loss * ops.cast(self._loss_scale_variables[index], loss.dtype)
+
     def train_step(self, data):
         self.traces += 1
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             outputs = [self._penalised_loss(i, x, y, sample_weight) for i in range(self.size)]
             # Members share no variables, so the gradient of the sum is each member's own.
-            total = ops.sum(ops.stack([loss for _, loss in outputs]))
+            total = ops.sum(ops.stack([
+                self._scaled_loss(index, loss) for index, (_, loss) in enumerate(outputs)
+            ]))
         variables = [member.trainable_variables for member in self.members]
         gradients = tape.gradient(total, variables)
         for index, (member, grads, weights) in enumerate(zip(self.members, gradients, variables)):

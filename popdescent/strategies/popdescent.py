@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from popdescent.hyperparameters import Fixed, Inert, LogNormal
 
 from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness, rank_by_fitness
 from popdescent.strategies.base import PopulationStrategy
@@ -45,6 +48,30 @@ def plan_replacement(fitness, elites: int, rng: np.random.Generator) -> Replacem
     return ReplacementPlan(np.sort(kept), replaced, parents, magnitudes, seeds)
 
 
+WEIGHT_NOISE_MODES = ("per_weight", "scalar")
+# The reference code's loss scale ("learning rate") had no bounds; below 1e-12 a member's
+# Adam steps are ~1e-8 x its gradient (frozen), above ~1e-2 it trains as plain Adam(1e-3), so
+# these bounds change nothing a member could do beyond them.
+REFERENCE_LOSS_SCALE_BOUNDS = (1e-12, 1e4)
+REFERENCE_REG_CONSTANT_BOUNDS = (1e-12, 1e12)
+
+
+def mutate_hyperparameters(priors, values, magnitude, noise, base, rng) -> dict:
+    """Each value mutated by its prior, on plain dicts.
+
+    A log-scale prior multiplies its value by base**N(0, noise * magnitude), i.e. by
+    10**N(0, noise * log10(base) * magnitude); base 10 is the paper's LogNormal, base 2 with
+    noise 15 the reference code's 2**N(0, 15 * magnitude). Other priors get scale `noise`.
+    """
+    log_noise = noise * math.log10(base)
+    return {
+        name: priors[name].mutate(
+            value, magnitude, log_noise if priors[name].log_scale else noise, rng
+        )
+        for name, value in values.items()
+    }
+
+
 class PopDescent(PopulationStrategy):
     """Population Descent (Pomalapally, Mabsout & Mancuso, 2023) as a Keras callback.
 
@@ -55,6 +82,7 @@ class PopDescent(PopulationStrategy):
     magnitude 1 - fitness: per-weight Gaussian noise of std `weight_noise * magnitude`, and
     every tunable hyperparameter multiplied by 10**N(0, hyperparameter_noise * magnitude)
     (log-scale priors; see `popdescent.hyperparameters`), kept within its prior's bounds.
+    `PopDescent.reference_preset()` reproduces the reference code's mutation instead.
 
     Args:
         elites: m, the number of fittest members kept untouched; 1 <= m < population size.
@@ -63,6 +91,12 @@ class PopDescent(PopulationStrategy):
             reference code's weight-noise std.
         hyperparameter_noise: beta2, std in log10 units at magnitude 1. Default 1.0, so that
             x10 and x0.1 are one standard deviation away at magnitude 1, as the paper puts it.
+        weight_noise_mode: "per_weight" (default, the paper's Gaussian(theta, beta1 *
+            magnitude): an independent draw per weight) or "scalar" (the reference code: ONE
+            draw N(0, beta1 * magnitude) added to every weight of the copy).
+        hyperparameter_noise_base: log-scale priors mutate by a factor
+            base**N(0, hyperparameter_noise * magnitude); > 1. Default 10 (the paper); the
+            reference code used 2 with hyperparameter_noise 15.
         every: act every `every` epochs (the reference's replacement rate). Default 1.
         cross_validation: select on validation data (the paper); False selects on training
             data (the paper's ablation).
@@ -88,6 +122,8 @@ class PopDescent(PopulationStrategy):
         fitness=inverse_loss_fitness,
         cv_batch_size=640,
         seed=None,
+        weight_noise_mode="per_weight",
+        hyperparameter_noise_base=10.0,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -97,6 +133,77 @@ class PopDescent(PopulationStrategy):
         self.weight_noise = self.check_noise("weight_noise", weight_noise)
         self.hyperparameter_noise = self.check_noise("hyperparameter_noise", hyperparameter_noise)
         self.mutate = bool(mutate)
+        if weight_noise_mode not in WEIGHT_NOISE_MODES:
+            raise ValueError(
+                f"weight_noise_mode must be one of {WEIGHT_NOISE_MODES}, got {weight_noise_mode!r}"
+            )
+        self.weight_noise_mode = weight_noise_mode
+        base = self.check_noise("hyperparameter_noise_base", hyperparameter_noise_base)
+        if not base > 1:
+            raise ValueError(
+                f"hyperparameter_noise_base must be a finite number > 1, got "
+                f"{hyperparameter_noise_base!r}"
+            )
+        self.hyperparameter_noise_base = base
+
+    @classmethod
+    def reference_preset(cls, **arguments):
+        """A PopDescent that mutates as the authors' reference code did, for side-by-side runs.
+
+        Differences from the default (the paper's Algorithm 2):
+          - weight noise: ONE scalar N(0, 0.01 * magnitude) added to every weight of the copy
+            (`weight_noise_mode="scalar"`), not an independent draw per weight;
+          - hyperparameters: multiplied by 2**N(0, 15 * magnitude)
+            (`hyperparameter_noise=15, hyperparameter_noise_base=2`), not 10**N(0, magnitude).
+        The reference's other quirks live in the population, built with
+        `reference_hyperparameters()`: its "learning rate" is a loss scale under Adam(1e-3)
+        and its regularization rate is mutated but never used. Not reproduced: clones sharing
+        their parent's Adam object, per-member training and CV batches, no mutation in the
+        last iteration, the uncounted fine-tuning, and selection of the reported member by
+        test loss (the benchmark's `--protocol paper` reports that one separately).
+
+        Args:
+            **arguments: any other PopDescent argument (elites, cross_validation, mutate,
+                cv_batch_size, every, fitness, seed).
+
+        Example:
+            >>> pop = Population(build, size=5, seed=0,
+            ...                  hyperparameters=PopDescent.reference_hyperparameters())
+            >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
+            ...         validation_data=(x_val, y_val),
+            ...         callbacks=[PopDescent.reference_preset(elites=3)])
+        """
+        preset = {"weight_noise": 0.01, "weight_noise_mode": "scalar",
+                  "hyperparameter_noise": 15.0, "hyperparameter_noise_base": 2.0}
+        fixed = sorted(set(preset) & set(arguments))
+        if fixed:
+            raise ValueError(
+                f"reference_preset fixes {fixed}; construct PopDescent(...) directly to change "
+                "them"
+            )
+        return cls(**preset, **arguments)
+
+    @staticmethod
+    def reference_hyperparameters(regularization=True, l2=1e-3) -> dict:
+        """The Population hyperparameters of the reference code, to pair with
+        `reference_preset()`; members are compiled with Adam(1e-3), whose learning rate stays.
+
+        - "loss_scale": initial 10**N(-4, 2), multiplies each member's training loss (the
+          reference's "learning rate" LR_constant, which Adam all but ignores: it acts as
+          Adam's epsilon divided by the scale); within `REFERENCE_LOSS_SCALE_BOUNDS`.
+        - "reg_constant": `Inert`, initial 10**N(0, 2), mutated and recorded, read by nothing
+          (the reference's Fashion-MNIST regularization rate).
+        - "l2": with `regularization`, `Fixed(l2)`: the reference's fixed penalty, scaled by
+          the loss scale like the rest of the loss. Choose its layers with the Population's
+          `l2_layers`.
+        """
+        hyperparameters = {
+            "loss_scale": LogNormal(-4.0, 2.0, bounds=REFERENCE_LOSS_SCALE_BOUNDS),
+            "reg_constant": Inert(LogNormal(0.0, 2.0, bounds=REFERENCE_REG_CONSTANT_BOUNDS)),
+        }
+        if regularization:
+            hyperparameters["l2"] = Fixed(l2)
+        return hyperparameters
 
     def check_population(self, population):
         if self.elites >= population.size:
@@ -114,13 +221,17 @@ class PopDescent(PopulationStrategy):
         ):
             population.load_member_state(int(slot), snapshots[int(parent)])
             if self.mutate:
-                population.perturb_weights(int(slot), self.weight_noise * magnitude, int(seed))
-                values = {
-                    name: population.priors[name].mutate(
-                        value, magnitude, self.hyperparameter_noise, rng
-                    )
-                    for name, value in snapshots[int(parent)][-1].items()
-                }
+                stddev = self.weight_noise * magnitude
+                if self.weight_noise_mode == "scalar":
+                    if stddev > 0:
+                        offset = np.random.default_rng(int(seed)).normal(0.0, stddev)
+                        population.shift_weights(int(slot), float(offset))
+                else:
+                    population.perturb_weights(int(slot), stddev, int(seed))
+                values = mutate_hyperparameters(
+                    population.priors, snapshots[int(parent)][-1], magnitude,
+                    self.hyperparameter_noise, self.hyperparameter_noise_base, rng,
+                )
                 population.set_hyperparameters(int(slot), values)
         return plan.replaced, plan.parents
 
@@ -129,6 +240,8 @@ class PopDescent(PopulationStrategy):
             "elites": self.elites,
             "weight_noise": self.weight_noise,
             "hyperparameter_noise": self.hyperparameter_noise,
+            "weight_noise_mode": self.weight_noise_mode,
+            "hyperparameter_noise_base": self.hyperparameter_noise_base,
             "every": self.every,
             "cross_validation": self.cross_validation,
             "mutate": self.mutate,
