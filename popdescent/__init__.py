@@ -8,6 +8,7 @@
     best = pop.best_model()
 """
 
+from popdescent.backup import BackupAndRestore
 from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
 from popdescent.population import Population, load_population
 from popdescent.strategies import PopDescent, PopulationStrategy
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Population",
     "load_population",
+    "BackupAndRestore",
     "PopDescent",
     "PopulationStrategy",
     "Prior",

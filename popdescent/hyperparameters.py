@@ -114,7 +114,11 @@ class LogUniform(_Interval):
         return float(10 ** rng.uniform(math.log10(self.low), math.log10(self.high)))
 
     def mutate(self, value, magnitude, scale, rng):
-        return self.clip(float(value) * 10 ** rng.normal(0.0, scale * magnitude))
+        # In log10 space, clipped there: value * 10**draw overflows a float (OverflowError)
+        # once the draw passes ~308, which a large scale * magnitude reaches.
+        exponent = math.log10(self.clip(value)) + rng.normal(0.0, scale * magnitude)
+        low, high = math.log10(self.bounds[0]), math.log10(self.bounds[1])
+        return self.clip(10 ** min(max(exponent, low), high))
 
 
 class Uniform(_Interval):

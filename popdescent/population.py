@@ -9,6 +9,9 @@ perturb weights, set hyperparameters. Strategies (PopDescent, ...) are Keras cal
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -17,7 +20,12 @@ from keras import ops
 from popdescent import members as members_lib
 from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior, prior_from_config
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
-from popdescent.training_data import FitData, index_batches, validate_fit_arguments
+from popdescent.training_data import (
+    FitData,
+    check_validation_freq,
+    index_batches,
+    validate_fit_arguments,
+)
 
 __all__ = ["Population", "load_population"]
 
@@ -33,6 +41,55 @@ def _check_size(size):
     return int(size)
 
 
+# The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
+# before training, not discovered as a NaN member later. (low, low is allowed)
+_HYPERPARAMETER_RANGES = {
+    "learning_rate": (0.0, False),
+    "l2": (0.0, True),
+    "loss_scale": (0.0, False),
+    "weight_decay": (0.0, True),
+    "epsilon": (0.0, False),
+}
+
+
+def _prior_extent(prior):
+    """The smallest and largest value a prior can ever give (its bounds, or its values)."""
+    if isinstance(prior, Fixed):
+        return prior.value, prior.value
+    if hasattr(prior, "values"):
+        return min(prior.values), max(prior.values)
+    return prior.bounds
+
+
+def _check_prior_range(name, prior):
+    if name not in _HYPERPARAMETER_RANGES:
+        return
+    low, inclusive = _HYPERPARAMETER_RANGES[name]
+    smallest, largest = _prior_extent(prior)
+    if smallest < low or (smallest == low and not inclusive):
+        allowed = f"[{low}, inf)" if inclusive else f"({low}, inf)"
+        raise ValueError(
+            f"hyperparameters[{name!r}] must stay within {allowed} (what the optimizer can "
+            f"take), but its prior reaches {smallest}: {prior}"
+        )
+
+
+def _representable_within(prior, value, dtype):
+    """`value` clipped to the prior's bounds and rounded to the variable's dtype without
+    leaving them (float32 rounding of 1e-6, for example, lands just below 1e-6). Compared as
+    Python floats: NumPy 2 would compare a float32 with a Python float in float32."""
+    clipped = prior.clip(value)
+    low, high = getattr(prior, "bounds", (-np.inf, np.inf))
+    numpy_dtype = np.dtype(keras.backend.standardize_dtype(dtype))
+    rounded = numpy_dtype.type(clipped)
+    if float(rounded) < low:
+        rounded = np.nextafter(numpy_dtype.type(low), numpy_dtype.type(np.inf))
+    elif float(rounded) > high:
+        rounded = np.nextafter(numpy_dtype.type(high), numpy_dtype.type(-np.inf))
+    return rounded
+
+
+@keras.saving.register_keras_serializable(package="popdescent")
 class Population(keras.Model):
     """A population of Keras models trained together; itself a `keras.Model`.
 
@@ -120,6 +177,8 @@ class Population(keras.Model):
         self.validation_data = None
         self.traces = 0  # Python side effect in the train step: counts (re)traces
         self._member_loss_function = None
+        self._nonfinite_function = None
+        self.nonfinite = np.zeros(self.size, dtype=bool)
         self.built = True
         self.compile()
 
@@ -169,14 +228,7 @@ class Population(keras.Model):
                 self._check_inert_name(name)
             elif name not in ("l2", "loss_scale"):
                 self._check_optimizer_hyperparameter(name)
-            elif name == "loss_scale" and (
-                prior.value if isinstance(prior, Fixed) else prior.bounds[0]
-            ) <= 0:
-                raise ValueError(f"hyperparameters['loss_scale'] must stay > 0: {prior}")
-            elif isinstance(prior, Fixed) and prior.value < 0 or (
-                not isinstance(prior, Fixed) and prior.bounds[0] < 0
-            ):
-                raise ValueError(f"hyperparameters['l2'] must not allow negative values: {prior}")
+            _check_prior_range(name, prior)
             priors[name] = prior
         return priors
 
@@ -229,7 +281,15 @@ class Population(keras.Model):
         for name, value in values.items():
             if name not in self.priors:
                 raise ValueError(f"unknown hyperparameter {name!r}; tuned: {sorted(self.priors)}")
-            self._hyperparameter_variable(index, name).assign(self.priors[name].clip(value))
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ) or np.isnan(value):
+                raise ValueError(
+                    f"hyperparameter {name!r} of member {index} must be a number (values "
+                    f"beyond the bounds are clipped to them), got {value!r}"
+                )
+            variable = self._hyperparameter_variable(index, name)
+            variable.assign(_representable_within(self.priors[name], value, variable.dtype))
 
     def hyperparameters_of(self, index) -> dict:
         """Member `index`'s live hyperparameter values as Python floats."""
@@ -343,9 +403,51 @@ class Population(keras.Model):
         return total / count
 
     def evaluate_fitness(self, x, y, fitness=inverse_loss_fitness, batch_size=None) -> np.ndarray:
-        """Measures every member's fitness on (x, y), stores it in `self.fitness`, returns it."""
-        self.fitness = sanitize_fitness(fitness(self.member_losses(x, y, batch_size)))
+        """Measures every member's fitness on (x, y), stores it in `self.fitness`, returns it.
+
+        A member whose loss, weights or optimizer state is non-finite gets fitness 0, whatever
+        the fitness function says; the mask is kept in `self.nonfinite`.
+        """
+        losses = self.member_losses(x, y, batch_size)
+        self.nonfinite = ~np.isfinite(losses) | self.nonfinite_members()
+        self.fitness = sanitize_fitness(fitness(losses))
+        self.fitness[self.nonfinite] = 0.0
         return self.fitness
+
+    def nonfinite_members(self) -> np.ndarray:
+        """A boolean mask, shape (size,): True where a member's weights or optimizer state hold
+        a NaN or an infinity (one compiled check over all members, no retrace)."""
+        if self._nonfinite_function is None:
+            groups = [
+                [v for v in self._member_variables(i) if "float" in str(v.dtype)]
+                for i in range(self.size)
+            ]
+
+            def check():
+                return tf.stack([
+                    tf.logical_not(tf.reduce_all(tf.stack(
+                        [tf.reduce_all(tf.math.is_finite(v.value)) for v in group])))
+                    for group in groups
+                ])
+
+            self._nonfinite_function = tf.function(check)
+        return self._nonfinite_function().numpy()
+
+    def state_variables(self) -> list:
+        """Every variable of the training state, in a fixed order: each member's variables
+        (weights and non-trainable state such as dropout seeds) and its optimizer's (step
+        count, learning rate, slots), then the l2 variables and the step counter. Restoring
+        these, the strategies' generators, `fitness` and `lineage` restores the run."""
+        variables = []
+        for member in self.members:
+            variables.extend(member.variables)
+            variables.extend(member.optimizer.variables)
+        variables.extend(self._l2_variables or [])
+        variables.extend(self._loss_scale_variables or [])
+        for inert in self._inert_variables.values():
+            variables.extend(inert)
+        variables.append(self._member_steps)
+        return variables
 
     def best_index(self) -> int:
         """Index of the fittest member by the last recorded fitness (never by test data)."""
@@ -541,36 +643,61 @@ class Population(keras.Model):
         replacement from a seeded permutation of the data, reshuffled on every pass and
         wrapping around, so each iteration runs exactly `steps_per_epoch` steps (Keras' own
         array input cuts an epoch short when the data runs out). `steps_per_epoch` defaults
-        to one pass over the data. Other keyword arguments go to `keras.Model.fit`.
+        to one pass over the data. `validation_steps` goes to `keras.Model.fit`.
+
+        A `popdescent.BackupAndRestore` callback always runs after the strategies (it is
+        moved to the end of `callbacks`); when it restores a backup, training resumes at
+        the next iteration and the batch stream at the step it had reached.
         """
+        from popdescent.backup import arrange_callbacks  # backup imports the strategies
+
+        unsupported = sorted(set(kwargs) - {"validation_steps"})
+        if unsupported:
+            raise ValueError(
+                f"Population.fit does not take {unsupported}: it feeds its own seeded batch "
+                "stream (no validation_split, sample_weight, class_weight, shuffle or "
+                "validation_batch_size); allowed extra argument: validation_steps"
+            )
         data = validate_fit_arguments(
             x, y, batch_size, epochs, steps_per_epoch, validation_data, initial_epoch,
             self.members[0],
         )
+        check_validation_freq(validation_freq)
         if data.steps_per_epoch % self.steps_per_execution:
             # Keras runs whole executions: 7 steps at 3 per execution would run 9.
             raise ValueError(
                 f"steps_per_epoch must be a multiple of steps_per_execution = "
                 f"{self.steps_per_execution} (see Population.compile), got {data.steps_per_epoch}"
             )
+        callbacks = arrange_callbacks(callbacks)
         self.training_data = data
         self.validation_data = data.validation
         self._prepare_members(data.x, data.y)
-        dataset = index_batches(data, seed=int(self.data_seed), start_step=data.steps_per_epoch
-                                * data.initial_epoch)
-        return super().fit(
-            dataset,
-            epochs=data.epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            validation_data=data.validation,
-            steps_per_epoch=data.steps_per_epoch,
-            initial_epoch=data.initial_epoch,
-            validation_freq=validation_freq,
-            validation_batch_size=data.batch_size,
-            shuffle=False,  # the stream is already a seeded shuffle
-            **kwargs,
+        # Keras' BackupAndRestore mechanism: a restoring callback sets `_initial_epoch` in
+        # on_train_begin, which runs after the dataset exists, so the stream's first step
+        # is read lazily, when Keras first pulls a batch.
+        self._initial_epoch = None
+        dataset = index_batches(
+            data,
+            seed=int(self.data_seed),
+            start_step=lambda: data.steps_per_epoch * (self._initial_epoch or data.initial_epoch),
         )
+        try:
+            return super().fit(
+                dataset,
+                epochs=data.epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_data=data.validation,
+                steps_per_epoch=data.steps_per_epoch,
+                initial_epoch=data.initial_epoch,
+                validation_freq=validation_freq,
+                validation_batch_size=data.batch_size,
+                shuffle=False,  # the stream is already a seeded shuffle
+                **kwargs,
+            )
+        finally:
+            self._initial_epoch = None  # Keras would carry a restored epoch to the next fit
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Every member's loss and metrics on (x, y): `loss_i`, `accuracy_i`, ..., plus the
@@ -579,6 +706,17 @@ class Population(keras.Model):
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- saving
+    def get_compile_config(self):
+        return {
+            "jit_compile": self.jit_compile,
+            "steps_per_execution": self.steps_per_execution,
+            "run_eagerly": self.run_eagerly,
+            "jit_compile_updates": self.jit_compile_updates,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(**config)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -602,7 +740,37 @@ class Population(keras.Model):
 
 
 def load_population(path, safe_mode=True) -> Population:
-    """Loads a population saved with `pop.save(path)`; `safe_mode` refuses pickled code."""
-    return keras.saving.load_model(
-        path, custom_objects={"Population": Population}, safe_mode=safe_mode
-    )
+    """Loads a population saved with `pop.save(path)` (a `.keras` file): members, each
+    member's optimizer state, live hyperparameters, priors and the step counter.
+
+    `safe_mode` (default on) refuses to run code stored in the file (Lambda layers and other
+    pickled functions). A missing file raises FileNotFoundError; a truncated, tampered or
+    foreign file raises ValueError naming the file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no population file at {path!r}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", message="Skipping variable loading")
+            population = keras.saving.load_model(
+                path, custom_objects={"Population": Population}, safe_mode=safe_mode
+            )
+        # Keras only warns when an optimizer's saved state does not fit it, and loads the
+        # member with fresh optimizer state; a population file must load completely.
+        skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
+        if skipped:
+            raise ValueError(skipped[0])
+        for warning in caught:  # the others, as they would have shown
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno, module="keras")
+    except Exception as error:
+        raise ValueError(
+            f"could not load a population from {path!r}: the file is truncated, tampered with, "
+            f"or not written by Population.save ({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(population, Population):
+        raise ValueError(
+            f"{path!r} holds a {type(population).__name__}, not a popdescent Population"
+        )
+    return population

@@ -40,8 +40,21 @@ def _as_array(name, value):
         array = np.asarray(value)
     except Exception as error:
         raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from error
-    if array.dtype == object or array.ndim == 0:
-        raise TypeError(f"{name} must be a numeric array with a batch axis, got {array.dtype}")
+    if array.dtype == object or array.ndim == 0 or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise TypeError(
+            f"{name} must be a numeric array with a batch axis, got {type(value).__name__} of "
+            f"dtype {array.dtype} and shape {array.shape}"
+        )
+    if len(array) == 0:
+        raise ValueError(f"{name} must hold at least one example, got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(
+            f"{name} must be finite, got {bad} NaN or infinite values: every member would "
+            "train on them and diverge"
+        )
     return array
 
 
@@ -64,7 +77,9 @@ def validate_fit_arguments(
     """Checks everything `fit` needs before any training starts; returns a FitData."""
     x, y = _as_array("x", x), _as_array("y", y)
     if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must have the same length (number of examples), got {len(x)} and {len(y)}"
+        )
     _check_features("x", x, model)
     batch_size = 32 if batch_size is None else batch_size
     batch_size = _positive_int("batch_size", batch_size)
@@ -82,7 +97,12 @@ def validate_fit_arguments(
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            raise ValueError(
+                "validation_data must be a tuple (x_val, y_val), got "
+                f"{type(validation_data).__name__}"
+                + (f" of length {len(validation_data)}"
+                   if isinstance(validation_data, (tuple, list)) else "")
+            )
         x_val = _as_array("validation_data[0]", validation_data[0])
         y_val = _as_array("validation_data[1]", validation_data[1])
         if len(x_val) != len(y_val) or len(x_val) == 0:
@@ -97,6 +117,14 @@ def validate_fit_arguments(
             )
         validation = (x_val, y_val)
     return FitData(x, y, batch_size, epochs, steps_per_epoch, initial_epoch, validation)
+
+
+def check_validation_freq(validation_freq) -> None:
+    """Keras checks `validation_freq` only at the end of the first epoch; check it up front."""
+    if isinstance(validation_freq, bool) or not isinstance(
+        validation_freq, (int, np.integer)
+    ) or validation_freq < 1:
+        raise ValueError(f"validation_freq must be an integer >= 1, got {validation_freq!r}")
 
 
 def batch_indices(count, batch_size, seed, start_step, steps):
@@ -118,17 +146,25 @@ def batch_indices(count, batch_size, seed, start_step, steps):
     return np.concatenate(chunks).reshape(steps, batch_size)
 
 
-def index_batches(data: FitData, seed: int, start_step: int = 0) -> tf.data.Dataset:
-    """An endless tf.data stream of (x, y) batches starting at global step `start_step`."""
+def index_batches(data: FitData, seed: int, start_step=0) -> tf.data.Dataset:
+    """An endless tf.data stream of (x, y) batches starting at global step `start_step`.
+
+    `start_step` is an int or a callable returning one; a callable is called once, when the
+    stream is first read. Keras' fit creates its iterator in the first epoch, after the
+    callbacks' `on_train_begin`, so a start that a backup restores there is already known.
+    """
     count, batch_size = len(data.x), data.batch_size
     steps_per_pass = max(1, count // batch_size)
+    resolved = []
 
     def indices(block):
-        return batch_indices(count, batch_size, seed, start_step + block * steps_per_pass,
+        if not resolved:
+            resolved.append(int(start_step() if callable(start_step) else start_step))
+        return batch_indices(count, batch_size, seed, resolved[0] + block * steps_per_pass,
                              steps_per_pass)
 
     def index_block(block):
-        block_indices = tf.numpy_function(indices, [block], tf.int64, stateful=False)
+        block_indices = tf.numpy_function(indices, [block], tf.int64, stateful=True)
         return tf.ensure_shape(block_indices, (steps_per_pass, batch_size))
 
     index_stream = tf.data.Dataset.range(2**62).map(index_block).unbatch()

@@ -8,7 +8,7 @@ import math
 import keras
 import numpy as np
 
-from popdescent.selection import inverse_loss_fitness
+from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
 
 
 class PopulationStrategy(keras.callbacks.Callback):
@@ -56,6 +56,19 @@ class PopulationStrategy(keras.callbacks.Callback):
         """Changes the population; returns (replaced indices, their parents)."""
         raise NotImplementedError
 
+    # --------------------------------------------------------------- state for backups
+    def get_state(self) -> dict:
+        """What a backup must keep to continue this strategy bit for bit: the generator's
+        state (JSON-serialisable). Strategies with more state extend it."""
+        return {"rng": None if self.rng is None else self.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        """Restores `get_state()`'s output."""
+        if state.get("rng") is not None:
+            if self.rng is None:
+                self.rng = np.random.default_rng()
+            self.rng.bit_generator.state = state["rng"]
+
     # --------------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
         from popdescent.population import Population
@@ -97,10 +110,39 @@ class PopulationStrategy(keras.callbacks.Callback):
             fitness = population.evaluate_fitness(
                 x, y, fitness=self.fitness_function, batch_size=population.training_data.batch_size
             ).copy()
+            if population.nonfinite.all():
+                raise FloatingPointError(
+                    f"every member of the population is non-finite (NaN or infinite loss, "
+                    f"weights or optimizer state) after iteration {epoch}: there is nothing "
+                    "left to select from. Lower the learning-rate bounds or check the data; a "
+                    "BackupAndRestore callback keeps the last good iteration's backup"
+                )
             replaced, parents = self.evolve(population, fitness, self.rng)
+            replaced, parents = self._replace_nonfinite(population, fitness, replaced, parents)
             population.fitness = fitness.copy()
             population.fitness[np.asarray(replaced, dtype=int)] = np.nan
         self._record(population, epoch, fitness, replaced, parents, logs)
+
+    def _replace_nonfinite(self, population, fitness, replaced, parents):
+        """A non-finite member the strategy kept (say, more diverged members than it
+        replaces) is overwritten by a copy of a fitness-weighted draw, so it never survives."""
+        replaced = [int(i) for i in np.asarray(replaced, dtype=int)]
+        parents = [int(i) for i in np.asarray(parents, dtype=int)]
+        leftover = [i for i in np.flatnonzero(population.nonfinite) if i not in replaced]
+        if leftover:
+            # Copy from a survivor (a member this iteration did not overwrite); when every
+            # survivor is non-finite, from the fresh copies the strategy just made.
+            weights = np.asarray(fitness, dtype=np.float64).copy()
+            weights[replaced] = 0.0
+            if not weights.sum() > 0:
+                weights = np.zeros(population.size)
+                weights[replaced] = 1.0
+            draws = fitness_weighted_parents(weights, len(leftover), self.rng)
+            for slot, parent in zip(leftover, draws):
+                population.copy_member(int(parent), int(slot))
+            replaced += [int(i) for i in leftover]
+            parents += [int(i) for i in draws]
+        return np.array(replaced, dtype=int), np.array(parents, dtype=int)
 
     def _record(self, population, epoch, fitness, replaced, parents, logs):
         parent_of = np.arange(population.size)

@@ -9,7 +9,12 @@ import numpy as np
 
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
 
-from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness, rank_by_fitness
+from popdescent.selection import (
+    fitness_weighted_parents,
+    inverse_loss_fitness,
+    rank_by_fitness,
+    sanitize_fitness,
+)
 from popdescent.strategies.base import PopulationStrategy
 
 
@@ -35,13 +40,17 @@ class ReplacementPlan:
 def plan_replacement(fitness, elites: int, rng: np.random.Generator) -> ReplacementPlan:
     """Algorithm 1, lines 6-14, on plain arrays.
 
-    The `size - elites` weakest members are replaced; each replacement is drawn, with
-    replacement, from the whole optimized population (elites included) with probability
-    proportional to fitness, and mutated with magnitude 1 - its fitness.
+    The `size - elites` weakest members, and any member of fitness 0, are replaced; each
+    replacement is drawn, with replacement, from the whole optimized population (elites
+    included) with probability proportional to fitness, and mutated with magnitude
+    1 - its fitness.
     """
-    fitness = np.asarray(fitness, dtype=np.float64)
+    fitness = sanitize_fitness(fitness)
     ranking = rank_by_fitness(fitness)
-    kept, replaced = ranking[:elites], ranking[elites:]
+    # A member with fitness 0 (diverged: non-finite loss or weights) is never an elite, even
+    # when more members diverged than are replaced; the population size stays the same.
+    kept = ranking[:elites][fitness[ranking[:elites]] > 0]
+    replaced = ranking[~np.isin(ranking, kept)]
     parents = fitness_weighted_parents(fitness, len(replaced), rng)
     magnitudes = 1.0 - fitness[parents]
     seeds = rng.integers(0, 2**31 - 1, size=len(replaced))

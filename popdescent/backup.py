@@ -1,0 +1,280 @@
+"""`BackupAndRestore`: a killed `Population.fit` resumes at its last finished iteration and ends
+bit-identical to a run that was never interrupted.
+
+Keras' own `keras.callbacks.BackupAndRestore` cannot do this for a population: it saves the
+weights only (not the strategies' random generators, the fitness or the lineage), and it writes
+the weights file in place, then the epoch in a second file, so a kill in between leaves a
+corrupt file or weights from one iteration labelled with another. This callback writes one
+file per iteration, atomically, and reuses Keras' resume mechanism (`model._initial_epoch`,
+which `fit` reads after `on_train_begin`); `Population.fit` starts its seeded batch stream at
+the restored step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+from popdescent.strategies.base import PopulationStrategy
+
+__all__ = ["BackupAndRestore", "arrange_callbacks"]
+
+BACKUP_FILE = "population_backup.npz"
+_TEMPORARY_PREFIX = ".population_backup-"
+_FORMAT = 1
+
+
+def arrange_callbacks(callbacks) -> list:
+    """`Population.fit`'s callback list, checked, with any BackupAndRestore moved to the end.
+
+    The backup must see the iteration after every strategy has acted on it (Keras calls
+    `on_epoch_end` in list order), and it must know the strategies whose state it keeps.
+    """
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            f"callbacks must be a list of keras.callbacks.Callback, got {type(callbacks).__name__}"
+        )
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                f"callbacks[{index}] must be a keras.callbacks.Callback, got "
+                f"{type(callback).__name__}"
+            )
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            raise ValueError(
+                f"callbacks[{index}] is keras.callbacks.BackupAndRestore, which cannot resume a "
+                "Population exactly (it keeps neither the strategies' random state, the fitness "
+                "nor the lineage, and does not write atomically); use "
+                "popdescent.BackupAndRestore(directory)"
+            )
+    backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
+    if len(backups) > 1:
+        raise ValueError(f"callbacks may hold one BackupAndRestore, got {len(backups)}")
+    others = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
+    for backup in backups:
+        backup.set_strategies([c for c in others if isinstance(c, PopulationStrategy)])
+    return others + backups
+
+
+class BackupAndRestore(keras.callbacks.Callback):
+    """Backs up the whole population after every iteration and resumes from it after a crash.
+
+    After each finished iteration (once the strategies have acted) it writes, atomically, one
+    file holding every member's weights and optimizer state, the live hyperparameters, the
+    step counter, `population.fitness`, `population.lineage`, and every strategy callback's
+    state (its random generator's `bit_generator.state`). When `fit` starts and a backup
+    exists, it restores all of it and training continues at the next iteration, on the same
+    batches: re-running a killed command gives a final population bit-identical to an
+    uninterrupted run with the same seed, on the same machine and software.
+
+    `Population.fit` runs this callback after all others wherever it sits in the list. Other
+    callbacks' state (EarlyStopping's patience, History) is not kept, as with Keras' own.
+    If every member becomes non-finite, it raises before writing, so the last good backup
+    stays. The directory belongs to one run: another run's backup there is refused, not
+    silently resumed.
+
+    Args:
+        directory: a directory for this run's backup (created if missing).
+        delete_checkpoint: remove the backup when `fit` completes (the default, as Keras
+            does), so the same command run again trains afresh; False keeps it, and the
+            same command run again restores the finished population and trains no further.
+
+    Example:
+        >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
+        ...         validation_data=(x_val, y_val),
+        ...         callbacks=[pd.PopDescent(), pd.BackupAndRestore("/tmp/run1")])
+    """
+
+    def __init__(self, directory, delete_checkpoint=True):
+        super().__init__()
+        if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+            raise ValueError(
+                f"directory must be a non-empty path (str or os.PathLike), got {directory!r}"
+            )
+        self.directory = os.fspath(directory)
+        self.path = os.path.join(self.directory, BACKUP_FILE)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self.strategies = None
+        self.restored_epoch = None
+
+    def set_strategies(self, strategies) -> None:
+        """The strategy callbacks whose state the backup keeps (Population.fit calls it)."""
+        self.strategies = list(strategies)
+
+    # --------------------------------------------------------------- Keras hooks
+    def on_train_begin(self, logs=None):
+        from popdescent.population import Population
+
+        population = self.model
+        if not isinstance(population, Population):
+            raise TypeError(
+                f"popdescent.BackupAndRestore runs on a popdescent.Population, got "
+                f"{type(population).__name__}; use keras.callbacks.BackupAndRestore for a model"
+            )
+        if self.strategies is None:
+            raise ValueError(
+                "BackupAndRestore must be passed in the callbacks list of Population.fit"
+            )
+        os.makedirs(self.directory, exist_ok=True)
+        for name in os.listdir(self.directory):
+            if name.startswith(_TEMPORARY_PREFIX):  # a write the last run did not finish
+                os.remove(os.path.join(self.directory, name))
+        self.restored_epoch = None
+        if os.path.exists(self.path):
+            arrays, meta = read_backup(self.path)
+            self._check_compatible(population, arrays, meta)
+            restore_state(population, self.strategies, arrays, meta)
+            # The mechanism keras.callbacks.BackupAndRestore uses: fit reads it after
+            # on_train_begin and starts its epoch loop (and our batch stream) there.
+            population._initial_epoch = meta["epoch"]
+            self.restored_epoch = meta["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        population = self.model
+        if population.nonfinite_members().all():
+            raise FloatingPointError(
+                f"every member of the population is non-finite (NaN or infinite weights or "
+                f"optimizer state) after iteration {epoch}; the backup of the last good "
+                f"iteration is kept in {self.path!r}"
+            )
+        write_backup(self.path, *collect_state(population, self.strategies, epoch + 1))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.path):
+            os.remove(self.path)
+            _fsync_directory(self.directory)
+            if not os.listdir(self.directory):
+                os.rmdir(self.directory)
+
+    # --------------------------------------------------------------- checks
+    def _check_compatible(self, population, arrays, meta):
+        data = population.training_data
+        expected = {
+            "seed": population.seed,
+            "size": population.size,
+            "steps_per_epoch": data.steps_per_epoch,
+            "batch_size": data.batch_size,
+            "examples": len(data.x),
+            "strategies": [type(s).__name__ for s in self.strategies],
+            "variables": _variable_signature(population),
+        }
+        for key, value in expected.items():
+            if meta["run"][key] != value:
+                raise ValueError(
+                    f"the backup {self.path!r} was written by a different run: its {key} is "
+                    f"{_short(meta['run'][key])}, this fit's is {_short(value)}. Resume with the "
+                    "same population, strategies and fit arguments, or delete the backup to "
+                    "start over"
+                )
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def _variable_signature(population):
+    return [[list(v.shape), str(v.dtype)] for v in population.state_variables()]
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a backup")
+
+
+# ------------------------------------------------------------------- state <-> arrays
+def collect_state(population, strategies, epoch):
+    """The population's training state after `epoch` finished iterations: (arrays, meta)."""
+    arrays = {
+        f"variable_{i:05d}": np.asarray(keras.ops.convert_to_numpy(v.value))
+        for i, v in enumerate(population.state_variables())
+    }
+    if population.fitness is not None:
+        arrays["fitness"] = np.asarray(population.fitness, dtype=np.float64)
+    data = population.training_data
+    meta = {
+        "format": _FORMAT,
+        "epoch": int(epoch),
+        "run": {
+            "seed": population.seed,
+            "size": population.size,
+            "steps_per_epoch": data.steps_per_epoch,
+            "batch_size": data.batch_size,
+            "examples": len(data.x),
+            "strategies": [type(s).__name__ for s in strategies],
+            "variables": _variable_signature(population),
+        },
+        "nonfinite": [bool(b) for b in population.nonfinite],
+        "lineage": population.lineage,
+        "strategy_states": [s.get_state() for s in strategies],
+    }
+    return arrays, meta
+
+
+def restore_state(population, strategies, arrays, meta) -> None:
+    """Puts `collect_state`'s output back into the population and the strategies."""
+    for i, variable in enumerate(population.state_variables()):
+        variable.assign(arrays[f"variable_{i:05d}"])
+    population.fitness = arrays["fitness"].copy() if "fitness" in arrays else None
+    population.nonfinite = np.array(meta["nonfinite"], dtype=bool)
+    population.lineage = meta["lineage"]
+    for strategy, state in zip(strategies, meta["strategy_states"], strict=True):
+        strategy.set_state(state)
+
+
+# ------------------------------------------------------------------- files
+def write_backup(path, arrays, meta) -> None:
+    """Writes the backup atomically: a temporary file in the same directory, flushed and
+    fsynced, renamed over the old backup (os.replace is atomic), then the directory fsynced
+    so the rename itself survives a power cut. A kill at any point leaves either the old
+    backup or the new one, never a mix."""
+    directory = os.path.dirname(path) or "."
+    descriptor, temporary = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            meta_text = json.dumps(meta, default=_json_default)
+            np.savez(file, meta=np.array(meta_text), **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def read_backup(path):
+    """Reads a backup written by `write_backup`: (arrays, meta). No pickled objects are
+    accepted; a damaged file raises ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"unknown backup format {meta.get('format')!r}")
+    except Exception as error:
+        raise ValueError(
+            f"the backup {path!r} cannot be read ({type(error).__name__}: {error}); it is "
+            "damaged or not a popdescent backup. Delete it to start the run over"
+        ) from error
+    return arrays, meta
+
+
+def _fsync_directory(directory):
+    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a directory to fsync it
+        return
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,178 @@
+"""BackupAndRestore: a killed run resumes bit-identically; backups are atomic and checked."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_model
+
+import popdescent as pd
+from popdescent.backup import BACKUP_FILE, arrange_callbacks, read_backup
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "backup_run.py")
+EPOCHS = 12  # backup_run.EPOCHS
+
+
+def start_run(directory, output, *extra):
+    # The script imports popdescent from this checkout, as the test process does.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, str(directory), str(output), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )
+
+
+def finish(process, timeout=300):
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output.decode(errors="replace")[-3000:]
+
+
+def assert_bit_identical(reference_path, resumed_path):
+    reference, resumed = np.load(reference_path), np.load(resumed_path)
+    assert sorted(reference.files) == sorted(resumed.files)
+    different = [
+        name for name in reference.files
+        if name != "epochs_run" and (
+            reference[name].dtype != resumed[name].dtype
+            or reference[name].shape != resumed[name].shape
+            or reference[name].tobytes() != resumed[name].tobytes()
+        )
+    ]
+    assert different == []
+    return reference, resumed
+
+
+@pytest.mark.slow  # four subprocesses, each importing TensorFlow: ~30 s on an idle machine
+def test_run_killed_twice_resumes_bit_identical(tmp_path):
+    """SIGKILLed from outside after its first backup, then killing itself halfway through
+    writing a backup, the run, started a third time, ends exactly like an uninterrupted one."""
+    started = time.monotonic()
+    directory = tmp_path / "backup"
+    backup = directory / BACKUP_FILE
+    reference = start_run(tmp_path / "reference_backup", tmp_path / "reference.npz")
+    killed = start_run(directory, tmp_path / "killed.npz")
+    while not backup.exists() and killed.poll() is None:
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    code, log = finish(killed)
+    assert code == -signal.SIGKILL, log
+    code, log = finish(reference)
+    assert code == 0, log
+    epoch = read_backup(backup)[1]["epoch"]
+    assert 1 <= epoch <= EPOCHS - 3  # killed mid-run, with room for the second kill
+
+    # Second start: restores `epoch`, backs up epoch + 1, dies writing epoch + 2.
+    code, log = finish(start_run(directory, tmp_path / "torn.npz", "--kill-during-backup", "2"))
+    assert code == -signal.SIGKILL, log
+    assert len([name for name in os.listdir(directory) if name != BACKUP_FILE]) == 1  # torn
+    assert read_backup(backup)[1]["epoch"] == epoch + 1  # the previous backup, intact
+
+    code, log = finish(start_run(directory, tmp_path / "resumed.npz"))
+    assert code == 0, log
+    _, resumed = assert_bit_identical(tmp_path / "reference.npz", tmp_path / "resumed.npz")
+    assert list(resumed["epochs_run"]) == list(range(epoch + 1, EPOCHS))  # it resumed
+    assert not directory.exists()  # backup deleted once fit completed
+    print(f"\nresume test: first kill after iteration {epoch}; reference and killed runs "
+          f"(concurrent), torn run and final run took {time.monotonic() - started:.1f} s")
+
+
+# ------------------------------------------------------------------ in-process checks
+class Interrupt(keras.callbacks.Callback):
+    """Stops a fit by an exception at the start of iteration `epoch`, like a crash."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def fit(pop, data, directory, epochs=4, extra=(), **kwargs):
+    x, y, _, _ = data
+    strategy = pd.PopDescent(elites=1, cv_batch_size=16, cross_validation=False)
+    callbacks = [pd.BackupAndRestore(directory, **kwargs), strategy, *extra]
+    pop.fit(x, y, batch_size=16, epochs=epochs, steps_per_epoch=2, verbose=0,
+            callbacks=callbacks)
+    return strategy
+
+
+def state_bytes(pop):
+    return [keras.ops.convert_to_numpy(v).tobytes() for v in pop.state_variables()]
+
+
+def test_interrupted_fit_resumes_in_process_and_ignores_a_stray_partial_file(data, tmp_path):
+    reference = pd.Population(make_model(), size=3, seed=5)
+    reference_strategy = fit(reference, data, tmp_path / "reference")
+
+    pop = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        fit(pop, data, tmp_path / "run", extra=[Interrupt(2)])
+    (tmp_path / "run" / ".population_backup-partial").write_bytes(b"PK\x03\x04 torn")
+    fresh = pd.Population(make_model(), size=3, seed=5)  # a new process would rebuild it
+    strategy = fit(fresh, data, tmp_path / "run")
+
+    assert state_bytes(fresh) == state_bytes(reference)
+    assert fresh.lineage == reference.lineage
+    np.testing.assert_array_equal(fresh.fitness, reference.fitness)
+    assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
+    assert not (tmp_path / "run").exists()
+
+
+def test_damaged_backup_is_refused_naming_the_file_before_training(data, tmp_path):
+    pop = pd.Population(make_model(), size=3, seed=5)
+    fit(pop, data, tmp_path, epochs=2, delete_checkpoint=False)
+    path = tmp_path / BACKUP_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    fresh = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(ValueError, match=f"the backup '{path}' cannot be read.*damaged"):
+        fit(fresh, data, tmp_path, epochs=3)
+    assert fresh.gradient_steps == 0
+
+
+def test_backup_of_a_different_run_is_refused(data, tmp_path):
+    pop = pd.Population(make_model(), size=3, seed=5)
+    fit(pop, data, tmp_path, epochs=2, delete_checkpoint=False)
+    other = pd.Population(make_model(), size=3, seed=6)
+    with pytest.raises(ValueError, match="written by a different run: its seed is 5, this fit's is 6"):
+        fit(other, data, tmp_path, epochs=3)
+    assert other.gradient_steps == 0
+
+
+def test_kept_backup_makes_a_finished_command_a_no_op(data, tmp_path):
+    pop = pd.Population(make_model(), size=3, seed=5)
+    fit(pop, data, tmp_path, epochs=2, delete_checkpoint=False)
+    again = pd.Population(make_model(), size=3, seed=5)
+    fit(again, data, tmp_path, epochs=2, delete_checkpoint=False)
+    assert again.gradient_steps == pop.gradient_steps == 2 * 2 * 3
+    assert state_bytes(again) == state_bytes(pop)
+
+
+def test_backup_runs_after_the_strategies_wherever_it_is_listed(tmp_path):
+    backup, strategy, other = pd.BackupAndRestore(tmp_path), pd.PopDescent(), Interrupt(9)
+    assert arrange_callbacks([backup, strategy, other]) == [strategy, other, backup]
+    assert backup.strategies == [strategy]
+
+
+@pytest.mark.parametrize("callbacks, error, message", [
+    ("not a list", TypeError, "callbacks must be a list"),
+    ([object()], TypeError, r"callbacks\[0\] must be a keras.callbacks.Callback"),
+    ([keras.callbacks.BackupAndRestore("/tmp/x")], ValueError, "use popdescent.BackupAndRestore"),
+    ([pd.BackupAndRestore("/tmp/a"), pd.BackupAndRestore("/tmp/b")], ValueError, "one Backup"),
+])
+def test_bad_callback_lists_are_rejected(callbacks, error, message):
+    with pytest.raises(error, match=message):
+        arrange_callbacks(callbacks)
+
+
+def test_bad_directory_is_rejected():
+    with pytest.raises(ValueError, match="directory must be a non-empty path"):
+        pd.BackupAndRestore("")
