@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zlib
 
 import keras
 import numpy as np
@@ -102,6 +103,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         self.delete_checkpoint = bool(delete_checkpoint)
         self.strategies = None
         self.restored_epoch = None
+        self._run = None
 
     def set_strategies(self, strategies) -> None:
         """The strategy callbacks whose state the backup keeps (Population.fit calls it)."""
@@ -126,9 +128,10 @@ class BackupAndRestore(keras.callbacks.Callback):
             if name.startswith(_TEMPORARY_PREFIX):  # a write the last run did not finish
                 os.remove(os.path.join(self.directory, name))
         self.restored_epoch = None
+        self._run = run_signature(population, self.strategies)
         if os.path.exists(self.path):
             arrays, meta = read_backup(self.path)
-            self._check_compatible(population, arrays, meta)
+            self._check_compatible(meta)
             restore_state(population, self.strategies, arrays, meta)
             # The mechanism keras.callbacks.BackupAndRestore uses: fit reads it after
             # on_train_begin and starts its epoch loop (and our batch stream) there.
@@ -143,7 +146,7 @@ class BackupAndRestore(keras.callbacks.Callback):
                 f"optimizer state) after iteration {epoch}; the backup of the last good "
                 f"iteration is kept in {self.path!r}"
             )
-        write_backup(self.path, *collect_state(population, self.strategies, epoch + 1))
+        write_backup(self.path, *collect_state(population, self.strategies, epoch + 1, self._run))
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.path):
@@ -153,34 +156,49 @@ class BackupAndRestore(keras.callbacks.Callback):
                 os.rmdir(self.directory)
 
     # --------------------------------------------------------------- checks
-    def _check_compatible(self, population, arrays, meta):
-        data = population.training_data
-        expected = {
-            "seed": population.seed,
-            "size": population.size,
-            "steps_per_epoch": data.steps_per_epoch,
-            "batch_size": data.batch_size,
-            "examples": len(data.x),
-            "strategies": [type(s).__name__ for s in self.strategies],
-            "variables": _variable_signature(population),
-        }
-        for key, value in expected.items():
-            if meta["run"][key] != value:
+    def _check_compatible(self, meta):
+        for key, value in self._run.items():
+            saved = meta["run"].get(key)
+            if saved != value:
                 raise ValueError(
                     f"the backup {self.path!r} was written by a different run: its {key} is "
-                    f"{_short(meta['run'][key])}, this fit's is {_short(value)}. Resume with the "
-                    "same population, strategies and fit arguments, or delete the backup to "
+                    f"{_short(saved)}, this fit's is {_short(value)}. Resume with the same "
+                    "population, strategies, data and fit arguments, or delete the backup to "
                     "start over"
                 )
+
+
+def run_signature(population, strategies) -> dict:
+    """What must not change between a run and its resumption (JSON-comparable)."""
+    data = population.training_data
+    return json.loads(json.dumps({
+        "seed": population.seed,
+        "size": population.size,
+        "priors": {name: prior.get_config() for name, prior in population.priors.items()},
+        "steps_per_epoch": data.steps_per_epoch,
+        "batch_size": data.batch_size,
+        "examples": len(data.x),
+        "data_crc32": [
+            zlib.crc32(np.ascontiguousarray(a))
+            for a in (data.x, data.y, *(data.validation or ()))
+        ],
+        "strategies": [type(s).__name__ for s in strategies],
+        "strategy_configs": [_config_of(s) for s in strategies],
+        "variables": [[list(v.shape), str(v.dtype)] for v in population.state_variables()],
+    }, default=_json_default))
+
+
+def _config_of(strategy):
+    """A strategy's get_config() if it has a JSON-serialisable one, else None."""
+    try:
+        return json.loads(json.dumps(strategy.get_config(), default=_json_default))
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
 
 
 def _short(value):
     text = repr(value)
     return text if len(text) < 120 else text[:117] + "..."
-
-
-def _variable_signature(population):
-    return [[list(v.shape), str(v.dtype)] for v in population.state_variables()]
 
 
 def _json_default(value):
@@ -192,7 +210,7 @@ def _json_default(value):
 
 
 # ------------------------------------------------------------------- state <-> arrays
-def collect_state(population, strategies, epoch):
+def collect_state(population, strategies, epoch, run):
     """The population's training state after `epoch` finished iterations: (arrays, meta)."""
     arrays = {
         f"variable_{i:05d}": np.asarray(keras.ops.convert_to_numpy(v.value))
@@ -200,19 +218,10 @@ def collect_state(population, strategies, epoch):
     }
     if population.fitness is not None:
         arrays["fitness"] = np.asarray(population.fitness, dtype=np.float64)
-    data = population.training_data
     meta = {
         "format": _FORMAT,
         "epoch": int(epoch),
-        "run": {
-            "seed": population.seed,
-            "size": population.size,
-            "steps_per_epoch": data.steps_per_epoch,
-            "batch_size": data.batch_size,
-            "examples": len(data.x),
-            "strategies": [type(s).__name__ for s in strategies],
-            "variables": _variable_signature(population),
-        },
+        "run": run,
         "nonfinite": [bool(b) for b in population.nonfinite],
         "lineage": population.lineage,
         "strategy_states": [s.get_state() for s in strategies],

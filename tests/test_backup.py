@@ -138,12 +138,22 @@ def test_damaged_backup_is_refused_naming_the_file_before_training(data, tmp_pat
     assert fresh.gradient_steps == 0
 
 
-def test_backup_of_a_different_run_is_refused(data, tmp_path):
+@pytest.mark.parametrize("change, message", [
+    ("seed", "its seed is 5, this fit's is 6"),
+    ("elites", "its strategy_configs is"),
+    ("data", "its data_crc32 is"),
+])
+def test_backup_of_a_different_run_is_refused(change, message, data, tmp_path):
     pop = pd.Population(make_model(), size=3, seed=5)
     fit(pop, data, tmp_path, epochs=2, delete_checkpoint=False)
-    other = pd.Population(make_model(), size=3, seed=6)
-    with pytest.raises(ValueError, match="written by a different run: its seed is 5, this fit's is 6"):
-        fit(other, data, tmp_path, epochs=3)
+    other = pd.Population(make_model(), size=3, seed=6 if change == "seed" else 5)
+    x, y, x_val, y_val = data
+    changed = (x + 1.0, y, x_val, y_val) if change == "data" else data
+    strategy = pd.PopDescent(elites=2 if change == "elites" else 1, cv_batch_size=16,
+                             cross_validation=False)
+    with pytest.raises(ValueError, match=f"written by a different run: {message}"):
+        other.fit(changed[0], changed[1], batch_size=16, epochs=3, steps_per_epoch=2, verbose=0,
+                  callbacks=[pd.BackupAndRestore(tmp_path), strategy])
     assert other.gradient_steps == 0
 
 

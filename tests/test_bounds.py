@@ -103,5 +103,6 @@ def test_popdescent_mutations_at_huge_noise_stay_within_bounds(index, data):
 
 def test_nan_hyperparameter_is_rejected():
     pop = pd.Population(make_model(), size=2, seed=0)
-    with pytest.raises(ValueError, match="hyperparameter 'learning_rate' of member 0 must be a number"):
+    with pytest.raises(ValueError,
+                       match="hyperparameter 'learning_rate' of member 0 must be a number"):
         pop.set_hyperparameters(0, {"learning_rate": float("nan")})

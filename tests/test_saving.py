@@ -48,7 +48,8 @@ def test_round_trip_keeps_weights_optimizer_state_hyperparameters_and_priors(sav
     assert loaded.gradient_steps == pop.gradient_steps == 2 * 3 * 3
     for index in range(pop.size):
         original, copy = pop.member(index), loaded.member(index)
-        assert all(np.array_equal(a, b) for a, b in zip(original.get_weights(), copy.get_weights()))
+        assert all(np.array_equal(a, b)
+                   for a, b in zip(original.get_weights(), copy.get_weights()))
         assert len(copy.optimizer.variables) == len(original.optimizer.variables) > 2
         for a, b in zip(original.optimizer.variables, copy.optimizer.variables):
             assert np.array_equal(a.numpy(), b.numpy())  # step count, learning rate, slots
@@ -94,7 +95,8 @@ def test_truncated_file_is_refused_naming_it(saved, tmp_path):
     _, path, _ = saved
     broken = tmp_path / "truncated.keras"
     broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match=f"could not load a population from '{broken}'.*truncated"):
+    with pytest.raises(ValueError,
+                       match=f"could not load a population from '{broken}'.*truncated"):
         pd.load_population(broken)
 
 
