@@ -82,6 +82,10 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     Args:
         directory: a directory for this run's backup (created if missing).
+        every: back up after every `every`-th iteration (default 1). A backup holds every
+            member's weights and optimizer slots: for the paper's FMNIST model (4.6M weights,
+            Adam, 5 members) 262 MiB, written in ~3 s on a busy 2-core machine, so a larger
+            `every` can pay off; a kill then loses up to `every` iterations of work.
         delete_checkpoint: remove the backup when `fit` completes (the default, as Keras
             does), so the same command run again trains afresh; False keeps it, and the
             same command run again restores the finished population and trains no further.
@@ -92,12 +96,15 @@ class BackupAndRestore(keras.callbacks.Callback):
         ...         callbacks=[pd.PopDescent(), pd.BackupAndRestore("/tmp/run1")])
     """
 
-    def __init__(self, directory, delete_checkpoint=True):
+    def __init__(self, directory, every=1, delete_checkpoint=True):
         super().__init__()
         if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
             raise ValueError(
                 f"directory must be a non-empty path (str or os.PathLike), got {directory!r}"
             )
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        self.every = int(every)
         self.directory = os.fspath(directory)
         self.path = os.path.join(self.directory, BACKUP_FILE)
         self.delete_checkpoint = bool(delete_checkpoint)
@@ -140,6 +147,8 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         population = self.model
+        if (epoch + 1) % self.every:
+            return
         if population.nonfinite_members().all():
             raise FloatingPointError(
                 f"every member of the population is non-finite (NaN or infinite weights or "

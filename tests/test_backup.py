@@ -127,6 +127,19 @@ def test_interrupted_fit_resumes_in_process_and_ignores_a_stray_partial_file(dat
     assert not (tmp_path / "run").exists()
 
 
+def test_backup_every_second_iteration_resumes_from_the_last_one_written(data, tmp_path):
+    reference = pd.Population(make_model(), size=3, seed=5)
+    fit(reference, data, tmp_path / "reference", epochs=5)
+    pop = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        fit(pop, data, tmp_path / "run", epochs=5, every=2, extra=[Interrupt(3)])
+    assert read_backup(tmp_path / "run" / BACKUP_FILE)[1]["epoch"] == 2
+    fresh = pd.Population(make_model(), size=3, seed=5)
+    fit(fresh, data, tmp_path / "run", epochs=5, every=2)
+    assert state_bytes(fresh) == state_bytes(reference)
+    assert fresh.lineage == reference.lineage
+
+
 def test_damaged_backup_is_refused_naming_the_file_before_training(data, tmp_path):
     pop = pd.Population(make_model(), size=3, seed=5)
     fit(pop, data, tmp_path, epochs=2, delete_checkpoint=False)
@@ -183,6 +196,11 @@ def test_bad_callback_lists_are_rejected(callbacks, error, message):
         arrange_callbacks(callbacks)
 
 
-def test_bad_directory_is_rejected():
-    with pytest.raises(ValueError, match="directory must be a non-empty path"):
-        pd.BackupAndRestore("")
+@pytest.mark.parametrize("arguments, message", [
+    ({"directory": ""}, "directory must be a non-empty path"),
+    ({"directory": None}, "directory must be a non-empty path"),
+    ({"directory": "/tmp/x", "every": 0}, "every must be an integer >= 1, got 0"),
+])
+def test_bad_backup_arguments_are_rejected(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        pd.BackupAndRestore(**arguments)
