@@ -112,11 +112,12 @@ def _plot(tasks, records, path):
                 curves = np.array([[np.nan if v is None else v for v in r[key]]
                                    for r in method_runs], dtype=float)
                 mean = np.nanmean(curves, axis=0)
-                std = np.nanstd(curves, axis=0, ddof=1) if len(curves) > 1 else 0 * mean
                 trials = np.arange(1, len(mean) + 1)
                 style = "-" if method.startswith("ga") else "--"
                 axis.plot(trials, mean, style, label=LABELS[method])
-                axis.fill_between(trials, mean - std, mean + std, alpha=0.12)
+                # Min-max over seeds: mean - std goes below zero on the log-scaled MSE axes.
+                low, high = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+                axis.fill_between(trials, low, high, alpha=0.12)
             if not MAXIMISED[task]:
                 axis.set_yscale("log")
             axis.set_xlabel("trials")
@@ -164,8 +165,19 @@ def render(records, scale, config, docs):
         "values are those of the best-so-far trial by validation, at the epoch KerasTuner "
         "scores it by. ± is the sample standard deviation over seeds.",
         "",
+        "Figure: best-so-far validation and test objective against trials; lines are means "
+        "over seeds, bands span the seeds' minimum to maximum.",
+        "",
         "![best-so-far validation and test objective against trials](static_search.png)",
     ]
+    expected = {(task, method, seed) for task in TASK_TITLES for method in config["methods"]
+                for seed in range(1, 1 + config["seeds"])}
+    missing = sorted(expected - {(r["task"], r["method"], r["seed"]) for r in records})
+    if missing:
+        listed = ", ".join(f"{task}/{method}/seed {seed}" for task, method, seed in missing)
+        lines[-3:-3] = [f"**Incomplete:** {len(expected) - len(missing)} of {len(expected)} "
+                        f"runs of this scale had finished when this page was rendered; "
+                        f"missing: {listed}.", ""]
     for task in tasks:
         runs = _by(records, task)
         lines += ["", f"## {TASK_TITLES[task]}", "",
