@@ -7,6 +7,10 @@ Reads `results/records.jsonl` (or a .jsonl file given directly) and writes `tabl
 per scale: runs of different budgets are never averaged together. Losses are mean ± sample
 standard deviation (ddof=1) over seeds; the paper's Table 1 numbers (reference code, ten seeds,
 its own evaluation protocol: see docs of `experiments.benchmark`) stand beside ours.
+
+Beside them: `table2.md` from the ablation's records (`results/ablation/*.jsonl`, written by
+`python -m experiments.ablation`) and `table3_4.md` from the sensitivity's
+(`results/sensitivity/*.jsonl`, `python -m experiments.sensitivity`), when those exist.
 """
 
 from __future__ import annotations
@@ -235,6 +239,28 @@ def write_figure(records, path) -> None:
     plt.close(figure)
 
 
+def write_experiment_tables(results, out=None) -> list:
+    """Table 2 and Tables 3-4 from the ablation and sensitivity records beside `results`
+    (`<dir>/ablation/*.jsonl`, `<dir>/sensitivity/*.jsonl`), written into `out` (default the
+    results directory); returns the paths written."""
+    from experiments import ablation, sensitivity, variants
+
+    results = pathlib.Path(results)
+    directory = results if results.is_dir() else results.parent
+    out = pathlib.Path(out) if out is not None else directory
+    written = []
+    for name, writer, file_name in (("ablation", ablation.write_table2, "table2.md"),
+                                    ("sensitivity", sensitivity.write_table3_4, "table3_4.md")):
+        records = variants.read_experiment(directory / name)
+        if records:
+            out.mkdir(parents=True, exist_ok=True)
+            writer(records, out / file_name)
+            written.append(out / file_name)
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.report",
                                      description=__doc__.split("\n\n")[0])
@@ -243,6 +269,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=None,
                         help="where table1.md and figure1.png go (default: the results dir)")
     args = parser.parse_args(argv)
+    if write_experiment_tables(args.results, args.out) and not _records_path(
+        args.results
+    ).is_file():
+        return 0  # the ablation or the sensitivity ran, the benchmark (Table 1) not yet
     source = _records_path(args.results)
     if not source.is_file():
         parser.error(f"results must be a directory holding {RECORDS_FILE} or a .jsonl file; "
