@@ -11,15 +11,26 @@
 from popdescent.backup import BackupAndRestore
 from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
 from popdescent.population import Population, load_population
-from popdescent.strategies import PopDescent, PopulationStrategy
+from popdescent.strategies import PBT, PopDescent, PopulationStrategy
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """`popdescent.tuners` (GeneticSearch, a KerasTuner tuner) loads keras_tuner, so it is
+    imported on first use rather than with the package."""
+    if name == "tuners":
+        import importlib
+
+        return importlib.import_module("popdescent.tuners")
+    raise AttributeError(f"module 'popdescent' has no attribute {name!r}")
 
 __all__ = [
     "Population",
     "load_population",
     "BackupAndRestore",
     "PopDescent",
+    "PBT",
     "PopulationStrategy",
     "Prior",
     "LogUniform",
@@ -28,4 +39,5 @@ __all__ = [
     "Uniform",
     "Choice",
     "Fixed",
+    "tuners",
 ]
