@@ -13,9 +13,9 @@ reproduction continues where it stopped, and a finished one only renders again):
             scale the paper's ten seeds
   table2    python -m experiments.ablation --scale S --out OUT/ablation
   table3_4  python -m experiments.sensitivity --scale S --out OUT/sensitivity
-then `python -m experiments.report` on this scale's records into DOCS (default `docs/`, and
-`OUT/docs/` at smoke scale so that a smoke run never overwrites the committed results), and
-DOCS/results.md: what ran, the training wall time of each table, every table with the
+and after each of them `python -m experiments.report` on this scale's records into DOCS
+(default `docs/`; `OUT/docs/` at smoke scale, so that a smoke run never overwrites the
+committed results) and DOCS/results.md: what ran, the training wall time of each table, every table with the
 paper's numbers beside ours, every figure, and where our ordering of methods agrees or
 disagrees with the paper's. `--model mlp` runs the ablation and the sensitivity on a tiny
 stand-in model (for tests); Table 1 always uses the paper's CNNs.
@@ -229,10 +229,10 @@ def main(argv=None) -> int:
             if status:
                 return status
         elapsed[table] = time.perf_counter() - started
-    records = records_at_scale(args.out, args.scale)
-    figures = render(records, args.docs)
-    path = write_results(args, records, figures, elapsed)
-    log(f"wrote {path}")
+        # Rendered after every table, so a long reproduction shows what has finished so far.
+        records = records_at_scale(args.out, args.scale)
+        path = write_results(args, records, render(records, args.docs), elapsed)
+        log(f"wrote {path}")
     return 0
 
 

@@ -78,7 +78,8 @@ def test_inert_hyperparameter_is_mutated_and_recorded(data):
             parent = before[member["parent"]]
             assert member["hyperparameters"]["reg_constant"] != parent["reg_constant"]
             assert member["hyperparameters"]["loss_scale"] != parent["loss_scale"]
-            assert member["hyperparameters"]["l2"] == pytest.approx(1e-3)  # Fixed: the reference's 0.001
+            # Fixed: the reference's 0.001
+            assert member["hyperparameters"]["l2"] == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize("name", ["learning_rate", "l2", "loss_scale"])
