@@ -7,6 +7,8 @@ and differs only in the callback passed to `train_population`.
 
 from __future__ import annotations
 
+import time
+
 import keras
 
 from experiments.methods import MethodContext, validation_loss
@@ -16,17 +18,19 @@ from popdescent import Population
 
 class BestMemberCurve(keras.callbacks.Callback):
     """After the strategy's selection: the fittest member's loss on the whole validation
-    half, one point (gradient steps so far, loss) per iteration.
+    half, one point (gradient steps so far, loss, seconds since `started`) per iteration.
 
     It must come after the strategy in the callback list, so it sees this iteration's fitness.
     Before a strategy has measured any fitness (a PBT interval > 1), the members are scored on
-    the first `cv_batch_size` validation images.
+    the first `cv_batch_size` validation images. `started` is the `time.perf_counter()` the
+    method's run began at (default: when this callback is made).
     """
 
-    def __init__(self, data, cv_batch_size=640):
+    def __init__(self, data, cv_batch_size=640, started=None):
         super().__init__()
         self.data = data
         self.cv_batch_size = int(cv_batch_size)
+        self.started = time.perf_counter() if started is None else float(started)
         self.points = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -35,7 +39,8 @@ class BestMemberCurve(keras.callbacks.Callback):
             population.evaluate_fitness(self.data.x_val[: self.cv_batch_size],
                                         self.data.y_val[: self.cv_batch_size])
         loss = validation_loss(population.member(population.best_index()), self.data)
-        self.points.append((int(population.gradient_steps), float(loss)))
+        self.points.append((int(population.gradient_steps), float(loss),
+                            time.perf_counter() - self.started))
         if logs is not None:
             logs["val_loss_best"] = loss
 
@@ -99,3 +104,27 @@ def lineage_summary(population: Population) -> list:
             iteration[name] = [member["hyperparameters"][name] for member in members]
         summary.append(iteration)
     return summary
+
+
+def returned_learning_rates(lineage: list, initial_hyperparameters: list, best: int) -> list:
+    """The learning rate the returned member's line of ancestors trained with, iteration by
+    iteration: [[gradient steps at the iteration's start, at its end, learning rate], ...].
+
+    `lineage` is `lineage_summary(population)`, `initial_hyperparameters` the population's
+    `hyperparameter_values()` before training, `best` the slot of the returned member after
+    the last iteration. Walking back from it: a slot replaced at the end of iteration e held,
+    while e trained, its parent's line; the rate a slot trained with during e is the one it
+    was given at the end of e - 1 (or initially).
+    """
+    slot, rates = int(best), []
+    for position in reversed(range(len(lineage))):
+        entry = lineage[position]
+        if slot in entry["replaced"]:
+            slot = int(entry["parents"][entry["replaced"].index(slot)])
+        if position > 0:
+            rate = lineage[position - 1]["learning_rate"][slot]
+        else:
+            rate = initial_hyperparameters[slot]["learning_rate"]
+        start = lineage[position - 1]["gradient_steps"] if position > 0 else 0
+        rates.append([int(start), int(entry["gradient_steps"]), float(rate)])
+    return rates[::-1]

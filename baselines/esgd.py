@@ -10,14 +10,26 @@ with the back-off of the ESGD paper: the best fitness never gets worse.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from baselines.common import BestMemberCurve, build_population, lineage_summary, train_population
-from experiments.methods import MethodContext, MethodResult, make_optimizer
+from baselines.common import (
+    BestMemberCurve,
+    build_population,
+    lineage_summary,
+    returned_learning_rates,
+    train_population,
+)
+from experiments.methods import (
+    MethodContext,
+    MethodResult,
+    learning_rate_prior,
+    make_optimizer,
+)
 from popdescent.hyperparameters import Fixed
 from popdescent.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
 from popdescent.strategies.base import PopulationStrategy
@@ -335,10 +347,16 @@ def run(context: MethodContext) -> MethodResult:
 
     `context.options["esgd_optimizer"]`: "adam" (default: Adam(1e-3), every method's local
     optimizer) or "sgd" (the paper's ESGD run: `PAPER_SGD[dataset]`).
+    `context.options["lr_range"]`: instead of that one fixed rate, each member's rate is drawn
+    log-uniformly from the range; ESGD never mutates it, so it changes only as selection
+    favours the offspring of members with better rates (each child inherits its first
+    parent's rate). `lr_bounds` are accepted and validated, but ESGD never moves a rate.
     """
+    started = time.perf_counter()
     optimizer_name = context.options.get("esgd_optimizer", "adam")
     if optimizer_name not in OPTIMIZERS:
         raise ValueError(f"esgd_optimizer must be one of {OPTIMIZERS}, got {optimizer_name!r}")
+    prior = learning_rate_prior(context)  # validates lr_range and lr_bounds before training
     budget = context.budget
     strategy = ESGD(
         reproductive_factor=4,
@@ -357,11 +375,15 @@ def run(context: MethodContext) -> MethodResult:
         def factory():
             return keras.optimizers.SGD(**settings)
 
-    hyperparameters = {"learning_rate": Fixed(learning_rate)}
+    if "lr_range" in context.options:
+        hyperparameters = {"learning_rate": prior}
+    else:
+        hyperparameters = {"learning_rate": Fixed(learning_rate)}
     if context.regularization:
         hyperparameters["l2"] = Fixed(FIXED_L2)
     population = build_population(context, hyperparameters, factory)
-    curve = BestMemberCurve(context.data, budget.cv_batch_size)
+    initial = population.hyperparameter_values()
+    curve = BestMemberCurve(context.data, budget.cv_batch_size, started)
     train_population(context, population, [strategy, curve])
     best = population.best_index()
     lineage = lineage_summary(population)
@@ -377,6 +399,8 @@ def run(context: MethodContext) -> MethodResult:
             "generations": strategy.generation,
             "replacements": sum(len(entry["replaced"]) for entry in lineage),
             "lineage": lineage,
+            "initial_hyperparameters": initial,
+            "returned_learning_rates": returned_learning_rates(lineage, initial, best),
         },
         candidates=list(population.members),
     )

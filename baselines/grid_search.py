@@ -1,7 +1,8 @@
 """Grid search as a benchmark method: `run(context) -> MethodResult` (see `experiments.methods`).
 
-One model per learning rate in {1e-2, 1e-3, 1e-4, 1e-5, 1e-6}; with regularization, one per
-(learning rate, L2 rate) pair, L2 rates {1e-2, ..., 1e-6} on the hidden Dense kernel: 25
+One model per learning rate in {1e-2, 1e-3, 1e-4, 1e-5, 1e-6} (with `options["lr_range"]`:
+five rates spread log-uniformly across that range, ends included); with regularization, one
+per (learning rate, L2 rate) pair, L2 rates {1e-2, ..., 1e-6} on the hidden Dense kernel: 25
 models. As in the paper's code, every model trains with Adam on the same batches; the model
 with the lowest loss on the whole validation half is returned.
 
@@ -16,12 +17,19 @@ the budget's share of the paper-scale budget, in iterations of `budget.steps_per
 from __future__ import annotations
 
 import itertools
+import time
 
 import keras
 import numpy as np
 
 from baselines.common import BestMemberCurve, build_population, train_population
-from experiments.methods import MethodContext, MethodResult, get_budget, make_optimizer
+from experiments.methods import (
+    MethodContext,
+    MethodResult,
+    get_budget,
+    learning_rate_range,
+    make_optimizer,
+)
 from popdescent import Choice
 from popdescent.selection import inverse_loss_fitness
 
@@ -37,12 +45,21 @@ PAPER_STEPS_PER_MODEL = {
 }
 
 
-def grid_points(regularization: bool) -> list:
+def grid_points(regularization: bool, learning_rates=LEARNING_RATES) -> list:
     """The grid's hyperparameters, one dict per model."""
     if not regularization:
-        return [{"learning_rate": rate} for rate in LEARNING_RATES]
+        return [{"learning_rate": rate} for rate in learning_rates]
     return [{"learning_rate": rate, "l2": l2}
-            for rate, l2 in itertools.product(LEARNING_RATES, L2_RATES)]
+            for rate, l2 in itertools.product(learning_rates, L2_RATES)]
+
+
+def grid_learning_rates(context: MethodContext) -> tuple:
+    """The paper's five rates, or with `options["lr_range"]` five rates evenly spaced in log
+    space from the range's top to its bottom (both ends included)."""
+    if "lr_range" not in context.options:
+        return LEARNING_RATES
+    low, high = learning_rate_range(context)
+    return tuple(float(rate) for rate in np.geomspace(high, low, len(LEARNING_RATES)))
 
 
 def grid_schedule(context: MethodContext) -> tuple:
@@ -71,9 +88,11 @@ class FixedBatchFitness(keras.callbacks.Callback):
 
 def run(context: MethodContext) -> MethodResult:
     """Trains every grid point for the scaled Table 1 steps; returns the best on validation."""
+    started = time.perf_counter()
+    learning_rates = grid_learning_rates(context)  # validates lr_range before training
     keras.utils.set_random_seed(context.seed)
-    points = grid_points(context.regularization)
-    hyperparameters = {"learning_rate": Choice(LEARNING_RATES)}
+    points = grid_points(context.regularization, learning_rates)
+    hyperparameters = {"learning_rate": Choice(learning_rates)}
     if context.regularization:
         hyperparameters["l2"] = Choice(L2_RATES)
     population = build_population(context, hyperparameters, make_optimizer, size=len(points))
@@ -81,7 +100,7 @@ def run(context: MethodContext) -> MethodResult:
         population.set_hyperparameters(index, point)
     iterations, steps_per_iteration = grid_schedule(context)
     data, budget = context.data, context.budget
-    curve = BestMemberCurve(data, budget.cv_batch_size)
+    curve = BestMemberCurve(data, budget.cv_batch_size, started)
     leader = FixedBatchFitness(data.x_val[: budget.cv_batch_size],
                                data.y_val[: budget.cv_batch_size])
     train_population(context, population, [leader, curve], iterations=iterations,

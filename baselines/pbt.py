@@ -1,7 +1,8 @@
 """PBT as a benchmark method: `run(context) -> MethodResult` (see `experiments.methods`).
 
 The same `Population` as PopDescent (the paper's model, Adam per member, learning rate drawn
-log-uniformly from [1e-4, 1e-2], with regularization also an L2 rate from [1e-6, 1e-1] on the
+log-uniformly from [1e-4, 1e-2] (or `options["lr_range"]`, explored within
+`options["lr_bounds"]`), with regularization also an L2 rate from [1e-6, 1e-1] on the
 hidden Dense kernel) with the `popdescent.strategies.PBT` callback instead of PopDescent:
 every `pbt_interval` iterations (option, default 1: PopDescent's cadence) the bottom 25 %
 copy a random top-25 % member and explore its hyperparameters (x1.2 / x0.8, or a redraw with
@@ -10,14 +11,22 @@ probability 0.25). Fitness is measured on a fresh `budget.cv_batch_size`-image v
 
 from __future__ import annotations
 
+import time
+
 import keras
 
-from baselines.common import BestMemberCurve, build_population, lineage_summary, train_population
+from baselines.common import (
+    BestMemberCurve,
+    build_population,
+    lineage_summary,
+    returned_learning_rates,
+    train_population,
+)
 from experiments.methods import (
     L2_RANGE,
-    LEARNING_RATE_RANGE,
     MethodContext,
     MethodResult,
+    learning_rate_prior,
     make_optimizer,
 )
 from popdescent import LogUniform
@@ -26,14 +35,16 @@ from popdescent.strategies import PBT
 
 def run(context: MethodContext) -> MethodResult:
     """Trains a PBT population within `context.budget`; returns its fittest member."""
+    started = time.perf_counter()
     interval = context.options.get("pbt_interval", 1)
     strategy = PBT(interval=interval, cv_batch_size=context.budget.cv_batch_size)  # validates
-    keras.utils.set_random_seed(context.seed)
-    hyperparameters = {"learning_rate": LogUniform(*LEARNING_RATE_RANGE)}
+    hyperparameters = {"learning_rate": learning_rate_prior(context)}  # validates lr options
     if context.regularization:
         hyperparameters["l2"] = LogUniform(*L2_RANGE)
+    keras.utils.set_random_seed(context.seed)
     population = build_population(context, hyperparameters, make_optimizer)
-    curve = BestMemberCurve(context.data, context.budget.cv_batch_size)
+    initial = population.hyperparameter_values()
+    curve = BestMemberCurve(context.data, context.budget.cv_batch_size, started)
     train_population(context, population, [strategy, curve])
     best = population.best_index()
     lineage = lineage_summary(population)
@@ -48,6 +59,8 @@ def run(context: MethodContext) -> MethodResult:
             "population_hyperparameters": population.hyperparameter_values(),
             "replacements": sum(len(entry["replaced"]) for entry in lineage),
             "lineage": lineage,
+            "initial_hyperparameters": initial,
+            "returned_learning_rates": returned_learning_rates(lineage, initial, best),
         },
         candidates=list(population.members),
     )

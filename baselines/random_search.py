@@ -1,9 +1,9 @@
 """KerasTuner RandomSearch as a benchmark method: `run(context) -> MethodResult`.
 
 The real `keras_tuner.RandomSearch`, set up as the paper describes it: 25 trials of 2
-executions each, learning rate log-uniform in [1e-4, 1e-2] (Adam, every method's local
-optimizer), with regularization also an L2 rate log-uniform in [1e-6, 1e-1] on the hidden
-Dense kernel, trials scored on validation loss; then the best configuration is retrained for
+executions each, learning rate log-uniform in [1e-4, 1e-2] (or `options["lr_range"]`; Adam,
+every method's local optimizer), with regularization also an L2 rate log-uniform in
+[1e-6, 1e-1] on the hidden Dense kernel, trials scored on validation loss; then the best configuration is retrained for
 up to 20 epochs with EarlyStopping(val_loss, patience 2, restore_best_weights=True).
 
 Each execution and each retraining epoch is one "epoch" of `steps_per_epoch` steps: a full
@@ -21,6 +21,7 @@ budget (the paper left them out), restore_best_weights=True.
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 import keras_tuner
@@ -30,6 +31,7 @@ from experiments.methods import (
     L2_RANGE,
     LEARNING_RATE_RANGE,
     MethodContext,
+    learning_rate_range,
     MethodResult,
     get_budget,
     make_optimizer,
@@ -46,17 +48,21 @@ PATIENCE = 2
 
 class PaperHyperModel(keras_tuner.HyperModel):
     """The paper's model with a tuned Adam learning rate (and L2 rate); `fit` records every
-    execution's hyperparameters, gradient steps and validation loss in `executions`."""
+    execution's hyperparameters, gradient steps, validation loss and the seconds since
+    `started` (default: when the hypermodel is made) in `executions`."""
 
-    def __init__(self, dataset, regularization, data):
+    def __init__(self, dataset, regularization, data, learning_rate_range=LEARNING_RATE_RANGE,
+                 started=None):
         super().__init__(name="paper_model")
         self.dataset = dataset
         self.regularization = regularization
         self.data = data
+        self.learning_rate_range = tuple(float(rate) for rate in learning_rate_range)
+        self.started = time.perf_counter() if started is None else float(started)
         self.executions = []
 
     def build(self, hp):
-        learning_rate = hp.Float("learning_rate", *LEARNING_RATE_RANGE, sampling="log")
+        learning_rate = hp.Float("learning_rate", *self.learning_rate_range, sampling="log")
         if self.regularization:
             l2 = hp.Float("l2", *L2_RANGE, sampling="log")
             model = build_model(self.dataset, regularization="dense", l2=l2)
@@ -72,23 +78,26 @@ class PaperHyperModel(keras_tuner.HyperModel):
             "epochs": len(history.epoch),
             "gradient_steps": int(model.optimizer.iterations.numpy()),
             "validation_loss": validation_loss(model, self.data),
+            "seconds": time.perf_counter() - self.started,
         })
         return history
 
 
 class RetrainingCurve(keras.callbacks.Callback):
-    """During retraining: the best validation loss so far of the model, one point per epoch."""
+    """During retraining: the best validation loss so far of the model, one point
+    (gradient steps, loss, seconds since `started`) per epoch."""
 
-    def __init__(self, data, steps_before, best_so_far=math.inf):
+    def __init__(self, data, steps_before, best_so_far=math.inf, started=None):
         super().__init__()
         self.data, self.steps_before = data, steps_before
         self.best = best_so_far
+        self.started = time.perf_counter() if started is None else float(started)
         self.points = []
 
     def on_epoch_end(self, epoch, logs=None):
         self.best = min(self.best, validation_loss(self.model, self.data))
         steps = self.steps_before + int(self.model.optimizer.iterations.numpy())
-        self.points.append((steps, float(self.best)))
+        self.points.append((steps, float(self.best), time.perf_counter() - self.started))
 
 
 def search_schedule(context: MethodContext) -> dict:
@@ -111,10 +120,13 @@ def training_stream(x, y, batch_size, seed) -> tf.data.Dataset:
 
 def run(context: MethodContext) -> MethodResult:
     """Random search with KerasTuner, then the best configuration retrained."""
+    started = time.perf_counter()
+    search_space = learning_rate_range(context)  # validates lr_range before training
     keras.utils.set_random_seed(context.seed)
     schedule = search_schedule(context)
     data, budget = context.data, context.budget
-    hypermodel = PaperHyperModel(context.dataset, context.regularization, data)
+    hypermodel = PaperHyperModel(context.dataset, context.regularization, data, search_space,
+                                 started)
     tuner = keras_tuner.RandomSearch(
         hypermodel,
         objective="val_loss",
@@ -138,13 +150,13 @@ def run(context: MethodContext) -> MethodResult:
         for execution in hypermodel.executions[start:start + per_trial]:
             steps += execution["gradient_steps"]
             best = min(best, execution["validation_loss"])
-        curve.append((steps, float(best)))
+        curve.append((steps, float(best), execution["seconds"]))
     search_steps = steps
 
     best_hyperparameters = tuner.get_best_hyperparameters(1)[0]
     keras.utils.set_random_seed(context.seed)
     model = hypermodel.build(best_hyperparameters)
-    retraining = RetrainingCurve(data, search_steps)
+    retraining = RetrainingCurve(data, search_steps, started=started)
     stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE,
                                              restore_best_weights=True)
     history = model.fit(stream, epochs=schedule["retrain_epochs"],

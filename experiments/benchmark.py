@@ -214,6 +214,13 @@ def _git_commit():
     return None
 
 
+def curve_points(curve) -> list:
+    """A method's curve as JSON lists: [steps, loss, seconds] where the method timed its
+    points, [steps, loss] where it did not (older methods and records)."""
+    return [[int(point[0]), float(point[1]), *([float(point[2])] if len(point) > 2 else [])]
+            for point in curve]
+
+
 def _check_result(name, result):
     if not isinstance(result, methods.MethodResult):
         raise TypeError(f"method {name!r} returned {type(result).__name__}, not a MethodResult")
@@ -251,7 +258,7 @@ def run_one(context, run, protocol, log, git_commit=None) -> dict:
         "budget": context.budget.as_dict(),
         "wall_time_s": wall_time,
         **scores,
-        "curve": [[int(steps), float(loss)] for steps, loss in result.curve],
+        "curve": curve_points(result.curve),
         "details": result.details,
         "options": context.options,
         "data": {

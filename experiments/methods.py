@@ -65,6 +65,10 @@ __all__ = [
     "predict_logits",
     "loss_and_accuracy",
     "validation_loss",
+    "learning_rate_range",
+    "learning_rate_bounds",
+    "learning_rate_prior",
+    "geometric_middle",
 ]
 
 DATASETS = ("fmnist", "cifar10")
@@ -170,7 +174,10 @@ class MethodContext:
         budget: the `Budget` of (dataset, scale).
         work_dir: an empty private scratch directory for this run (e.g. KerasTuner's).
         verbose: Keras verbosity for `fit` (0 silent, 1 progress bar, 2 one line per epoch).
-        options: method-specific options, e.g. {"esgd_optimizer": "adam"}.
+        options: method-specific options, e.g. {"esgd_optimizer": "adam"}; every method
+            honours {"lr_range": [low, high]} (where learning rates start, see
+            `learning_rate_range`) and the online ones {"lr_bounds": [low, high]} (how far
+            they may move them).
     """
 
     method: str
@@ -193,8 +200,10 @@ class MethodResult:
         model: a compiled `keras.Model` chosen by VALIDATION data only, never test data.
         gradient_steps: member-steps that actually ran, every one counted (searches, retrains,
             discarded models included).
-        curve: [(gradient_steps_so_far, best_validation_loss), ...], one point per iteration
-            or per trained model, each measured with `validation_loss`.
+        curve: [(gradient_steps_so_far, best_validation_loss, seconds), ...], one point per
+            iteration or per trained model, each measured with `validation_loss`; `seconds`
+            is the wall time since `run` began when the point was measured (older records
+            and methods may give (steps, loss) pairs: readers accept both).
         details: JSON-serialisable extras (chosen hyperparameters, lineage summary, ...).
         candidates: optional, the final models the method chose among (e.g. a population's
             members); only the clearly labelled `--protocol paper` evaluation uses them, to
@@ -209,6 +218,7 @@ class MethodResult:
 
 
 METHODS = {
+    "adam": "experiments.adam_method:run",
     "popdescent": "experiments.popdescent_method:run",
     "grid": "baselines.grid_search:run",
     "random": "baselines.random_search:run",
@@ -263,6 +273,62 @@ def available_methods() -> list:
         except ModuleNotFoundError:
             pass
     return found
+
+
+def _positive_pair(name, value):
+    """`value` as a (low, high) pair of finite floats with 0 < low < high, or a ValueError."""
+    pair = None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        for v in value
+    ):
+        pair = (float(value[0]), float(value[1]))
+    if pair is None or not (0 < pair[0] < pair[1] < float("inf")):
+        raise ValueError(
+            f"options[{name!r}] must be a pair [low, high] of finite numbers with "
+            f"0 < low < high, got {value!r}"
+        )
+    return pair
+
+
+def learning_rate_range(context: MethodContext) -> tuple:
+    """The learning-rate range a method starts from: `context.options["lr_range"]`, default
+    the shared search space [1e-4, 1e-2].
+
+    Grid search spreads its five rates over it, random search samples it, population methods
+    draw their members' initial rates from it, `adam` trains at its geometric middle.
+    """
+    if "lr_range" not in context.options:
+        return LEARNING_RATE_RANGE
+    return _positive_pair("lr_range", context.options["lr_range"])
+
+
+def learning_rate_bounds(context: MethodContext) -> tuple:
+    """How far an online method may move the learning rate: `context.options["lr_bounds"]`,
+    which must contain the range; default the range itself (as `LogUniform`'s bounds)."""
+    low, high = learning_rate_range(context)
+    if "lr_bounds" not in context.options:
+        return (low, high)
+    bounds = _positive_pair("lr_bounds", context.options["lr_bounds"])
+    if not (bounds[0] <= low and high <= bounds[1]):
+        raise ValueError(
+            f"options['lr_bounds'] must contain the learning-rate range [{low}, {high}], "
+            f"got {context.options['lr_bounds']!r}"
+        )
+    return bounds
+
+
+def learning_rate_prior(context: MethodContext):
+    """The online methods' learning-rate prior: log-uniform initial values over
+    `learning_rate_range`, mutation within `learning_rate_bounds`."""
+    from popdescent import LogUniform
+
+    return LogUniform(*learning_rate_range(context), bounds=learning_rate_bounds(context))
+
+
+def geometric_middle(low: float, high: float) -> float:
+    """sqrt(low * high): the middle of a range on a log scale (1e-3 for [1e-4, 1e-2])."""
+    return float(np.sqrt(low * high))
 
 
 def make_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE) -> keras.optimizers.Optimizer:

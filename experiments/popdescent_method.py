@@ -1,7 +1,8 @@
 """PopDescent as a benchmark method: `run(context) -> MethodResult` (see `experiments.methods`).
 
 One `popdescent.Population` of `budget.population_size` paper models, each with its own Adam
-whose learning rate is a live hyperparameter drawn log-uniformly from [1e-4, 1e-2]; with
+whose learning rate is a live hyperparameter drawn log-uniformly from [1e-4, 1e-2] (or from
+`options["lr_range"]`, mutated within `options["lr_bounds"]`); with
 `regularization`, also a live L2 rate drawn log-uniformly from [1e-6, 1e-1] on the hidden Dense
 kernel (the "none" model variant, so the population, not a fixed Keras regularizer, owns the
 penalty). `PopDescent(elites=budget.elites)` selects and mutates at the end of every iteration
@@ -18,13 +19,16 @@ that, so it is switched off
 
 from __future__ import annotations
 
+import time
+
 import keras
 
+from baselines.common import returned_learning_rates
 from experiments.methods import (
     L2_RANGE,
-    LEARNING_RATE_RANGE,
     MethodContext,
     MethodResult,
+    learning_rate_prior,
     make_optimizer,
     validation_loss,
 )
@@ -33,24 +37,27 @@ from popdescent import LogUniform, PopDescent, Population
 
 
 class _BestMemberValidationCurve(keras.callbacks.Callback):
-    """After PopDescent's selection: the fittest member's loss on the whole validation half."""
+    """After PopDescent's selection: the fittest member's loss on the whole validation half,
+    one point (gradient steps, loss, seconds since `started`) per iteration."""
 
-    def __init__(self, data):
+    def __init__(self, data, started):
         super().__init__()
         self.data = data
+        self.started = float(started)
         self.points = []
 
     def on_epoch_end(self, epoch, logs=None):
         population = self.model
         loss = validation_loss(population.member(population.best_index()), self.data)
-        self.points.append((population.gradient_steps, loss))
+        self.points.append((population.gradient_steps, loss,
+                            time.perf_counter() - self.started))
         if logs is not None:
             logs["val_loss_best"] = loss
 
 
-def _search_space(regularization):
-    hyperparameters = {"learning_rate": LogUniform(*LEARNING_RATE_RANGE)}
-    if regularization:
+def _search_space(context):
+    hyperparameters = {"learning_rate": learning_rate_prior(context)}
+    if context.regularization:
         hyperparameters["l2"] = LogUniform(*L2_RANGE)
     return hyperparameters
 
@@ -74,6 +81,8 @@ def _lineage_summary(population):
 
 def run(context: MethodContext) -> MethodResult:
     """Trains a PopDescent population within `context.budget`; returns its fittest member."""
+    started = time.perf_counter()
+    hyperparameters = _search_space(context)  # validates lr options before training
     keras.utils.set_random_seed(context.seed)
     budget = context.budget
     data = context.data
@@ -86,11 +95,12 @@ def run(context: MethodContext) -> MethodResult:
     population = Population(
         build,
         size=budget.population_size,
-        hyperparameters=_search_space(context.regularization),
+        hyperparameters=hyperparameters,
         seed=context.seed,
         l2_layers=[HIDDEN_DENSE_NAME] if context.regularization else None,
     )
-    curve = _BestMemberValidationCurve(data)
+    initial = population.hyperparameter_values()
+    curve = _BestMemberValidationCurve(data, started)
     population.fit(
         data.x_train,
         data.y_train,
@@ -113,12 +123,15 @@ def run(context: MethodContext) -> MethodResult:
         "final_fitness": [float(value) for value in population.fitness],
         "replacements": sum(len(entry["replaced"]) for entry in lineage),
         "lineage": lineage,
+        "initial_hyperparameters": initial,
+        "returned_learning_rates": returned_learning_rates(lineage, initial, best),
         "train_step_traces": population.traces,
     }
     return MethodResult(
         model=population.best_model(),
         gradient_steps=population.gradient_steps,
-        curve=[(int(steps), float(loss)) for steps, loss in curve.points],
+        curve=[(int(steps), float(loss), float(seconds))
+               for steps, loss, seconds in curve.points],
         details=details,
         candidates=list(population.members),
     )

@@ -2,9 +2,12 @@
 
     python -m experiments.report results/ [--out DIR]
 
-Reads `results/records.jsonl` (or a .jsonl file given directly) and writes `table1.md` and
-`figure1.png` into `--out` (default: the results directory). One table and one row of plots
-per scale: runs of different budgets are never averaged together. Losses are mean ± sample
+Reads `results/records.jsonl` (or a .jsonl file given directly) and writes `table1.md`,
+`figure1.png` (best validation loss against gradient steps) and `figure1_wallclock.png` (the
+same against wall-clock seconds) into `--out` (default: the results directory). One table and
+one row of plots per scale: runs of different budgets are never averaged together. The
+untuned baseline (`adam`: one model, the whole budget, best checkpoint) has a row in every
+table, "not run" until it ran. Losses are mean ± sample
 standard deviation (ddof=1) over seeds; the paper's Table 1 numbers (reference code, ten seeds,
 its own evaluation protocol: see docs of `experiments.benchmark`) stand beside ours.
 
@@ -25,6 +28,7 @@ import numpy as np
 from experiments.benchmark import RECORDS_FILE, read_records, record_key
 
 ALGORITHMS = {  # method -> the name in the paper's Table 1, in its row order
+    "adam": "Adam, untuned (best checkpoint)",
     "grid": "Basic Grid Search",
     "random": "KT RandomSearch",
     "esgd": "ESGD",
@@ -50,6 +54,12 @@ PAPER_TABLE1 = {
     ("cifar10", True, "popdescent"): (0.843, 0.030, 0.555, 0.070, 25_600),
 }
 SCALE_ORDER = ("paper", "small", "smoke")
+UNTUNED_BASELINE = "adam"
+# What a figure's x axis is: a curve point is [gradient steps, loss] or [steps, loss, seconds].
+CURVE_AXES = {
+    "steps": (0, "gradient steps (member-steps)"),
+    "seconds": (2, "wall-clock seconds since the run began"),
+}
 
 
 def _records_path(path):
@@ -85,6 +95,20 @@ def mean_std(values, digits=3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
+def _speed(runs) -> str:
+    """Mean member-steps per second of training (gradient steps / the run's wall time)."""
+    speeds = [r["gradient_steps"] / r["wall_time_s"] for r in runs
+              if r.get("wall_time_s") and r.get("gradient_steps") is not None]
+    return f"{np.mean(speeds):.1f}" if speeds else "—"
+
+
+def curve_along(curve, axis="steps") -> list:
+    """A record's curve as [(x, loss), ...] with x the gradient steps or the seconds; points
+    without seconds (records written before curves were timed) are left out of "seconds"."""
+    column = CURVE_AXES[axis][0]
+    return [(point[column], point[1]) for point in curve or [] if len(point) > column]
+
+
 def _setting(dataset, regularization, label=None):
     name = label or DATASET_NAMES.get(dataset, dataset)
     return f"{name} {'reg' if regularization else 'no-reg'}"
@@ -101,9 +125,9 @@ def _table(records, scale, protocol):
         + (" — paper protocol (selection on test data)" if protocol else ""),
         "",
         "| Setting | Algorithm | Test loss (ours) | Test accuracy (ours) | Train loss (ours) "
-        "| Gradient steps (ours) | Seeds | Wall time per run | Test loss (paper) "
-        "| Train loss (paper) | Gradient steps (paper) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Gradient steps (ours) | Seeds | Wall time per run | Member-steps per second "
+        "| Test loss (paper) | Train loss (paper) | Gradient steps (paper) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     source = ("paper_protocol",) if protocol else ()
     settings = sorted(
@@ -116,7 +140,8 @@ def _table(records, scale, protocol):
         ]
         label = _setting(dataset, regularization, group[0].get("dataset_label"))
         paper_methods = [m for (d, g, m) in PAPER_TABLE1 if (d, g) == (dataset, regularization)]
-        for method in _method_order({r["method"] for r in group} | set(paper_methods)):
+        listed = {r["method"] for r in group} | set(paper_methods) | {UNTUNED_BASELINE}
+        for method in _method_order(listed):
             runs = sorted((r for r in group if r["method"] == method), key=lambda r: r["seed"])
             paper = PAPER_TABLE1.get((dataset, regularization, method))
             steps = sorted({r["gradient_steps"] for r in runs})
@@ -129,6 +154,7 @@ def _table(records, scale, protocol):
                 " / ".join(f"{s:,}" for s in steps) if steps else "—",
                 " ".join(str(r["seed"]) for r in runs) or "—",
                 f"{np.mean(_values(runs, 'wall_time_s')) / 60:.1f} min" if runs else "—",
+                _speed(runs),
                 f"{paper[0]:.3f} ± {paper[1]:.3f}" if paper else "—",
                 f"{paper[2]:.3f} ± {paper[3]:.3f}" if paper else "—",
                 f"{paper[4]:,}" if paper else "—",
@@ -176,11 +202,12 @@ def _scale_rank(scale):
 
 
 def mean_curve(curves):
-    """Mean and std of curves [(steps, loss), ...] on the union of their step positions.
+    """Mean and std of curves [(x, loss), ...] on the union of their x positions.
 
     Each curve is interpolated linearly inside its own range and missing outside it, so a
     seed that stopped early does not drag the mean."""
-    curves = [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in curves if len(c)]
+    curves = [np.asarray([point[:2] for point in c], dtype=np.float64).reshape(-1, 2)
+              for c in curves if len(c)]
     if not curves:
         return np.array([]), np.array([]), np.array([])
     steps = np.unique(np.concatenate([c[:, 0] for c in curves]))
@@ -198,9 +225,10 @@ def mean_curve(curves):
     return steps, mean, deviation
 
 
-def write_figure(records, path) -> None:
-    """Figure 1: best validation loss vs gradient steps, mean line and ±1 std band per method,
-    one panel per (scale, dataset, regularization)."""
+def write_figure(records, path, axis="steps") -> None:
+    """Figure 1: best validation loss vs gradient steps (`axis="steps"`) or wall-clock
+    seconds (`axis="seconds"`), mean line and ±1 std band per method, one panel per (scale,
+    dataset, regularization)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,27 +241,29 @@ def write_figure(records, path) -> None:
     columns = max(1, min(len(panels), 2))
     rows = max(1, math.ceil(len(panels) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4 * rows), squeeze=False)
-    for axis in axes.flat[len(panels):]:
-        axis.set_visible(False)
-    for axis, (scale, dataset, regularization) in zip(axes.flat, panels):
+    for panel in axes.flat[len(panels):]:
+        panel.set_visible(False)
+    for panel, (scale, dataset, regularization) in zip(axes.flat, panels):
         group = [r for r in records if (r["scale"], r["dataset"], r["regularization"])
                  == (scale, dataset, regularization)]
         for method in _method_order({r["method"] for r in group}):
             runs = [r for r in group if r["method"] == method]
-            steps, mean, deviation = mean_curve([r.get("curve") or [] for r in runs])
+            steps, mean, deviation = mean_curve([curve_along(r.get("curve"), axis)
+                                                 for r in runs])
             if len(steps) == 0:
                 continue
             label = f"{ALGORITHMS.get(method, method)} (n={len(runs)})"
-            (line,) = axis.plot(steps, mean, marker="o" if len(steps) < 30 else None,
-                                markersize=3, label=label)
-            axis.fill_between(steps, mean - deviation, mean + deviation,
-                              color=line.get_color(), alpha=0.2, linewidth=0)
-        axis.set_title(f"{_setting(dataset, regularization, group[0].get('dataset_label'))}, "
-                       f"scale {scale}")
-        axis.set_xlabel("gradient steps (member-steps)")
-        axis.set_ylabel("best validation loss")
-        axis.grid(alpha=0.3)
-        axis.legend()
+            (line,) = panel.plot(steps, mean, marker="o" if len(steps) < 30 else None,
+                                 markersize=3, label=label)
+            panel.fill_between(steps, mean - deviation, mean + deviation,
+                               color=line.get_color(), alpha=0.2, linewidth=0)
+        panel.set_title(f"{_setting(dataset, regularization, group[0].get('dataset_label'))}, "
+                        f"scale {scale}")
+        panel.set_xlabel(CURVE_AXES[axis][1])
+        panel.set_ylabel("best validation loss")
+        panel.grid(alpha=0.3)
+        if panel.get_legend_handles_labels()[0]:
+            panel.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -267,7 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument("results", type=pathlib.Path,
                         help=f"results directory (holding {RECORDS_FILE}) or a .jsonl file")
     parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="where table1.md and figure1.png go (default: the results dir)")
+                        help="where table1.md and the figures go (default: the results dir)")
     args = parser.parse_args(argv)
     if write_experiment_tables(args.results, args.out) and not _records_path(
         args.results
@@ -284,7 +314,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_table(records, out / "table1.md")
     write_figure(records, out / "figure1.png")
-    print(f"wrote {out / 'table1.md'} and {out / 'figure1.png'} from {len(records)} records")
+    write_figure(records, out / "figure1_wallclock.png", axis="seconds")
+    print(f"wrote {out / 'table1.md'}, {out / 'figure1.png'} and "
+          f"{out / 'figure1_wallclock.png'} from {len(records)} records")
     return 0
 
 

@@ -41,7 +41,8 @@ def test_table_gives_mean_and_sample_std_over_seeds_beside_the_papers_numbers(re
     assert cells[2] == "0.250 ± 0.071"  # mean 0.25, std (ddof=1) of 0.2 and 0.3
     assert cells[4] == "0.150 ± 0.071"
     assert cells[6] == "5 15"
-    assert cells[8:] == ["0.249 ± 0.020", "0.124 ± 0.052", "32,000"]
+    assert cells[8] == "3.3"  # member-steps per second: 200 steps in 60 s
+    assert cells[9:] == ["0.249 ± 0.020", "0.124 ± 0.052", "32,000"]
 
 
 def test_table_lists_the_papers_baselines_of_each_setting_even_when_not_run(results):
@@ -50,6 +51,15 @@ def test_table_lists_the_papers_baselines_of_each_setting_even_when_not_run(resu
     assert "| FMNIST no-reg | Basic Grid Search | not run |" in table
     assert "| CIFAR-10 reg | PopDescent | 0.100 |" in table
     assert "| CIFAR-10 reg | ESGD |" not in table  # the paper ran ESGD without regularization only
+
+
+def test_every_table_has_a_row_for_the_untuned_baseline(results):
+    path = results / benchmark.RECORDS_FILE
+    benchmark.write_record(path, _record("adam", 5, 0.18, 0.05))
+    report.main([str(results)])
+    table = (results / "table1.md").read_text()
+    assert "| FMNIST no-reg | Adam, untuned (best checkpoint) | 0.180 |" in table
+    assert "| CIFAR-10 reg | Adam, untuned (best checkpoint) | not run |" in table
 
 
 def test_scales_are_never_averaged_together(results):
@@ -66,6 +76,20 @@ def test_figure_is_a_png_written_where_asked(results, tmp_path):
     assert report.main([str(results), "--out", str(out)]) == 0
     image = matplotlib.image.imread(out / "figure1.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_wallclock_figure_plots_timed_curves_and_skips_untimed_points(results, tmp_path):
+    path = results / benchmark.RECORDS_FILE
+    benchmark.write_record(path, _record("adam", 5, 0.18, 0.05,
+                                         curve=((100, 1.0, 20.0), (200, 0.5, 41.5))))
+    out = tmp_path / "docs"
+    assert report.main([str(results), "--out", str(out)]) == 0
+    image = matplotlib.image.imread(out / "figure1_wallclock.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    timed = [[100, 1.0, 20.0], [200, 0.5, 41.5]]
+    assert report.curve_along(timed, "seconds") == [(20.0, 1.0), (41.5, 0.5)]
+    assert report.curve_along(timed, "steps") == [(100, 1.0), (200, 0.5)]
+    assert report.curve_along([[100, 1.0], [200, 0.5]], "seconds") == []  # older records
 
 
 def test_mean_curve_interpolates_onto_the_union_of_steps_with_a_std_band():
