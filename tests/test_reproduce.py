@@ -152,3 +152,19 @@ def test_bad_variant_options_fail_before_any_training(tmp_path, options, message
     with pytest.raises(ValueError, match=message):
         variants.run_jobs("ablation", [job], tmp_path, "smoke", load_data=None)
     assert not list(tmp_path.iterdir())
+
+
+def test_ordering_says_where_ours_agrees_or_disagrees_with_the_paper():
+    def record(method, loss, dataset="fmnist", regularization=False):
+        return {"method": method, "dataset": dataset, "regularization": regularization,
+                "test_loss": loss}
+
+    agreeing = reproduce.table1_ordering([record("grid", 0.30), record("popdescent", 0.25)])
+    assert agreeing == ["- FMNIST no-reg: ours PopDescent < Basic Grid Search; paper "
+                        "PopDescent < Basic Grid Search (agrees)"]
+    disagreeing = reproduce.table1_ordering([record("esgd", 0.9, "cifar10"),
+                                             record("popdescent", 1.2, "cifar10")])
+    assert disagreeing[0].endswith("(disagrees)") and "ours ESGD < PopDescent" in disagreeing[0]
+    rows = [{"variant": "full", "test_loss": 0.5}, {"variant": "no-randomization",
+                                                    "test_loss": 0.4}]
+    assert reproduce.table2_ordering(rows)[0].endswith("(disagrees)")
