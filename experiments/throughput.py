@@ -15,7 +15,9 @@ Every figure is the median over `repeats` timed epochs of `steps` steps, after o
 epoch (tracing, compilation) that is not counted. The repeats of (a), (b) and (c) are
 interleaved, so a change of load on a shared machine hits all three alike and the ratio
 (b)/(c) stays meaningful. The load average at start and end is printed and saved: on a shared
-machine, compare ratios from one run, not absolute times from different runs.
+machine, compare ratios from one run, not absolute times from different runs. Beside wall time
+the process's CPU time per member-step is reported: the work done, which other processes'
+load does not inflate (its ratio is what a fully loaded machine would show).
 """
 
 from __future__ import annotations
