@@ -194,8 +194,8 @@ def write_results(args, records, figures, elapsed) -> pathlib.Path:
     for table in TABLES:
         runs = records[table]
         total = sum(r.get("wall_time_s") or 0.0 for r in runs)
-        lines.append(f"| {TITLES[table]} | {len(runs)} | {total / 60:.1f} min | "
-                     f"{elapsed.get(table, 0.0) / 60:.1f} min |")
+        this = f"{elapsed[table] / 60:.1f} min" if table in elapsed else "not run yet"
+        lines.append(f"| {TITLES[table]} | {len(runs)} | {total / 60:.1f} min | {this} |")
     lines.append("")
     for table, file_name in (("table1", "table1.md"), ("table2", "table2.md"),
                              ("table3_4", "table3_4.md")):
