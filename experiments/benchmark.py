@@ -326,11 +326,16 @@ def parse_args(argv=None):
                         "evaluation beside the honest one")
     parser.add_argument("--option", type=_option, action="append", default=[],
                         metavar="NAME=VALUE", help="method-specific option (JSON value)")
+    parser.add_argument("--esgd-optimizer", choices=("adam", "sgd"), default=None,
+                        help="ESGD's local optimizer: adam (default, like every method) or sgd "
+                        "(the ESGD paper's setting); same as --option esgd_optimizer=...")
     args = parser.parse_args(argv)
     args.dataset = list(dict.fromkeys(args.dataset))
     args.method = list(dict.fromkeys(args.method))
     args.seeds = list(dict.fromkeys(args.seeds))
     args.options = dict(args.option)
+    if args.esgd_optimizer is not None:
+        args.options["esgd_optimizer"] = args.esgd_optimizer
     runs = {}
     for name in args.method:
         try:
