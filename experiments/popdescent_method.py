@@ -23,7 +23,7 @@ import time
 
 import keras
 
-from baselines.common import returned_learning_rates
+from baselines.common import lineage_summary, returned_learning_rates
 from experiments.methods import (
     L2_RANGE,
     MethodContext,
@@ -62,23 +62,6 @@ def _search_space(context):
     return hyperparameters
 
 
-def _lineage_summary(population):
-    summary = []
-    for entry in population.lineage:
-        members = entry["members"]
-        iteration = {
-            "iteration": entry["epoch"] + 1,
-            "gradient_steps": entry["gradient_steps"],
-            "fitness": [member["fitness"] for member in members],
-            "replaced": [i for i, member in enumerate(members) if member["replaced"]],
-            "parents": [member["parent"] for member in members if member["replaced"]],
-        }
-        for name in population.priors:
-            iteration[name] = [member["hyperparameters"][name] for member in members]
-        summary.append(iteration)
-    return summary
-
-
 def run(context: MethodContext) -> MethodResult:
     """Trains a PopDescent population within `context.budget`; returns its fittest member."""
     started = time.perf_counter()
@@ -114,7 +97,7 @@ def run(context: MethodContext) -> MethodResult:
         verbose=context.verbose,
     )
     best = population.best_index()
-    lineage = _lineage_summary(population)
+    lineage = lineage_summary(population)
     details = {
         "best_member": best,
         "hyperparameters": population.hyperparameters_of(best),
