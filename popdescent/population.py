@@ -18,21 +18,17 @@ import tensorflow as tf
 from keras import ops
 
 from popdescent import members as members_lib
-from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior, prior_from_config
+from popdescent.fused_step import FusedTrainStep
+from popdescent.hyperparameters import prior_from_config
+from popdescent.live_hyperparameters import LiveHyperparameters
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.training_data import (
-    FitData,
     check_validation_freq,
     index_batches,
     validate_fit_arguments,
 )
 
 __all__ = ["Population", "load_population"]
-
-# Below this many trainable parameters per member, the optimizer update is a small part of a
-# step and XLA's compile time (about a second per member on a 2-core CPU) does not pay back
-# in a short run; see Population.compile.
-_XLA_UPDATE_MIN_PARAMETERS = 100_000
 
 
 def _check_size(size):
@@ -41,56 +37,8 @@ def _check_size(size):
     return int(size)
 
 
-# The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
-# before training, not discovered as a NaN member later. (low, low is allowed)
-_HYPERPARAMETER_RANGES = {
-    "learning_rate": (0.0, False),
-    "l2": (0.0, True),
-    "loss_scale": (0.0, False),
-    "weight_decay": (0.0, True),
-    "epsilon": (0.0, False),
-}
-
-
-def _prior_extent(prior):
-    """The smallest and largest value a prior can ever give (its bounds, or its values)."""
-    if isinstance(prior, Fixed):
-        return prior.value, prior.value
-    if hasattr(prior, "values"):
-        return min(prior.values), max(prior.values)
-    return prior.bounds
-
-
-def _check_prior_range(name, prior):
-    if name not in _HYPERPARAMETER_RANGES:
-        return
-    low, inclusive = _HYPERPARAMETER_RANGES[name]
-    smallest, largest = _prior_extent(prior)
-    if smallest < low or (smallest == low and not inclusive):
-        allowed = f"[{low}, inf)" if inclusive else f"({low}, inf)"
-        raise ValueError(
-            f"hyperparameters[{name!r}] must stay within {allowed} (what the optimizer can "
-            f"take), but its prior reaches {smallest}: {prior}"
-        )
-
-
-def _representable_within(prior, value, dtype):
-    """`value` clipped to the prior's bounds and rounded to the variable's dtype without
-    leaving them (float32 rounding of 1e-6, for example, lands just below 1e-6). Compared as
-    Python floats: NumPy 2 would compare a float32 with a Python float in float32."""
-    clipped = prior.clip(value)
-    low, high = getattr(prior, "bounds", (-np.inf, np.inf))
-    numpy_dtype = np.dtype(keras.backend.standardize_dtype(dtype))
-    rounded = numpy_dtype.type(clipped)
-    if float(rounded) < low:
-        rounded = np.nextafter(numpy_dtype.type(low), numpy_dtype.type(np.inf))
-    elif float(rounded) > high:
-        rounded = np.nextafter(numpy_dtype.type(high), numpy_dtype.type(-np.inf))
-    return rounded
-
-
 @keras.saving.register_keras_serializable(package="popdescent")
-class Population(keras.Model):
+class Population(FusedTrainStep, keras.Model):
     """A population of Keras models trained together; itself a `keras.Model`.
 
     `fit`, `evaluate`, `predict`, `save`, callbacks, History and the progress bar work the
@@ -150,20 +98,12 @@ class Population(keras.Model):
         ).generate_state(4)
         self.members = self._make_members(model_or_builder, size, int(member_seeds))
         self.size = len(self.members)
-        self.priors = self._resolve_priors(hyperparameters)
+        self.live_hyperparameters = LiveHyperparameters(self.members, hyperparameters)
+        self.priors = self.live_hyperparameters.priors
+        # An attribute list, so that Keras tracks (and `save` writes) these variables.
+        self._hyperparameter_variables = self.live_hyperparameters.own_variables()
         self.l2_layers = None if l2_layers is None else list(l2_layers)
         self._l2_kernels = [members_lib.kernel_variables(m, self.l2_layers) for m in self.members]
-        self._l2_variables = [
-            keras.Variable(0.0, trainable=False, name=f"l2_{i}") for i in range(self.size)
-        ] if "l2" in self.priors else None
-        self._loss_scale_variables = [
-            keras.Variable(1.0, trainable=False, name=f"loss_scale_{i}") for i in range(self.size)
-        ] if "loss_scale" in self.priors else None
-        self._inert_variables = {
-            name: [keras.Variable(0.0, trainable=False, name=f"{name}_{i}")
-                   for i in range(self.size)]
-            for name, prior in self.priors.items() if isinstance(prior, Inert)
-        }
         hyper_rng = np.random.default_rng(int(hyper_seed))
         for index in range(self.size):
             self.set_hyperparameters(
@@ -210,93 +150,18 @@ class Population(keras.Model):
             f"list of compiled models, got {type(model_or_builder).__name__}"
         )
 
-    def _resolve_priors(self, hyperparameters):
-        if hyperparameters is None:
-            learning_rate = self._learning_rate_variable(0)
-            if learning_rate is None:
-                return {}
-            value = float(learning_rate.numpy())
-            hyperparameters = {"learning_rate": LogUniform(value / 10, value * 10)}
-        if not isinstance(hyperparameters, dict):
-            raise TypeError(
-                f"hyperparameters must be a dict name -> prior, got {type(hyperparameters).__name__}"
-            )
-        priors = {}
-        for name, prior in hyperparameters.items():
-            prior = as_prior(name, prior)
-            if isinstance(prior, Inert):
-                self._check_inert_name(name)
-            elif name not in ("l2", "loss_scale"):
-                self._check_optimizer_hyperparameter(name)
-            _check_prior_range(name, prior)
-            priors[name] = prior
-        return priors
-
-    def _check_optimizer_hyperparameter(self, name):
-        for index, member in enumerate(self.members):
-            variable = getattr(member.optimizer, name, None)
-            if not isinstance(variable, keras.Variable):
-                allowed = ["l2", "loss_scale"] + [
-                    attribute
-                    for attribute in ("learning_rate",)
-                    if isinstance(getattr(member.optimizer, attribute, None), keras.Variable)
-                ]
-                raise ValueError(
-                    f"unknown or untunable hyperparameter {name!r}: member {index}'s optimizer "
-                    f"{type(member.optimizer).__name__} holds no variable called {name!r} "
-                    "(a learning-rate schedule cannot be tuned); allowed names: "
-                    f"{allowed}, or any other name with an Inert prior"
-                )
-
-    def _check_inert_name(self, name):
-        if name in ("learning_rate", "l2", "loss_scale") or any(
-            isinstance(getattr(member.optimizer, name, None), keras.Variable)
-            for member in self.members
-        ):
-            raise ValueError(
-                f"hyperparameters[{name!r}] is Inert, but training reads {name!r}: an inert "
-                "hyperparameter needs a name of its own (for example 'reg_constant')"
-            )
-
-    def _learning_rate_variable(self, index):
-        variable = getattr(self.members[index].optimizer, "learning_rate", None)
-        return variable if isinstance(variable, keras.Variable) else None
-
     # ----------------------------------------------------------------- hyperparameters
-    def _hyperparameter_variable(self, index, name):
-        if name == "l2":
-            return self._l2_variables[index]
-        if name == "loss_scale":
-            return self._loss_scale_variables[index]
-        if name in self._inert_variables:
-            return self._inert_variables[name][index]
-        return getattr(self.members[index].optimizer, name)
-
     def set_hyperparameters(self, index, values: dict) -> None:
         """Assigns live hyperparameter values to member `index`, clipped to their priors' bounds.
 
         The values sit in backend variables that the compiled step reads, so they take effect
         at the next step with no recompilation and no retrace.
         """
-        for name, value in values.items():
-            if name not in self.priors:
-                raise ValueError(f"unknown hyperparameter {name!r}; tuned: {sorted(self.priors)}")
-            if isinstance(value, bool) or not isinstance(
-                value, (int, float, np.integer, np.floating)
-            ) or np.isnan(value):
-                raise ValueError(
-                    f"hyperparameter {name!r} of member {index} must be a number (values "
-                    f"beyond the bounds are clipped to them), got {value!r}"
-                )
-            variable = self._hyperparameter_variable(index, name)
-            variable.assign(_representable_within(self.priors[name], value, variable.dtype))
+        self.live_hyperparameters.assign(index, values)
 
     def hyperparameters_of(self, index) -> dict:
         """Member `index`'s live hyperparameter values as Python floats."""
-        return {
-            name: float(ops.convert_to_numpy(self._hyperparameter_variable(index, name)))
-            for name in self.priors
-        }
+        return self.live_hyperparameters.values_of(index)
 
     def hyperparameter_values(self) -> list:
         """A table: one dict of live hyperparameter values per member."""
@@ -442,10 +307,7 @@ class Population(keras.Model):
         for member in self.members:
             variables.extend(member.variables)
             variables.extend(member.optimizer.variables)
-        variables.extend(self._l2_variables or [])
-        variables.extend(self._loss_scale_variables or [])
-        for inert in self._inert_variables.values():
-            variables.extend(inert)
+        variables.extend(self.live_hyperparameters.own_variables())
         variables.append(self._member_steps)
         return variables
 
@@ -472,156 +334,6 @@ class Population(keras.Model):
     def call(self, inputs, training=False):
         """Every member's output on the same inputs, as a list (so `predict` returns a list)."""
         return [member(inputs, training=training) for member in self.members]
-
-    def compile(self, jit_compile=False, steps_per_execution=1, run_eagerly=False,
-                jit_compile_updates="auto", **kwargs):
-        """Sets how the fused step runs. Members keep their own optimizers and losses.
-
-        Args:
-            jit_compile: True compiles the whole fused step with XLA (Keras' meaning). Off by
-                default: on CPU, TensorFlow's oneDNN convolutions and their gradients took
-                less time than XLA's, and XLA's fork-join threads suffer more when the cores
-                are shared (see experiments/throughput.py).
-            steps_per_execution: steps run per call of the compiled function (Keras' meaning);
-                callbacks' per-batch hooks see every `steps_per_execution`-th batch.
-            run_eagerly: run the step eagerly, for debugging.
-            jit_compile_updates: True compiles each member's optimizer update with XLA, the
-                rest of the step staying on TensorFlow's kernels. An update is a chain of
-                elementwise operations over every weight (Adam: about a dozen full-size passes
-                through memory) that XLA fuses into one pass: on the paper's FMNIST CNN, Adam's
-                update took a quarter of the CPU time. Compiling costs about a second per
-                member, so `"auto"` (the default) turns it on only for members of at least
-                100,000 trainable parameters. It has no effect with `jit_compile` or
-                `run_eagerly`; set it False for an optimizer that XLA cannot compile.
-        """
-        if kwargs:
-            raise ValueError(
-                "a Population is compiled through its members; compile accepts only "
-                "jit_compile, steps_per_execution, run_eagerly and jit_compile_updates, got "
-                f"{sorted(kwargs)}"
-            )
-        if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
-            raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
-        if isinstance(steps_per_execution, bool) or not isinstance(
-            steps_per_execution, (int, np.integer)
-        ) or steps_per_execution < 1:
-            raise ValueError(
-                f"steps_per_execution must be an integer >= 1, got {steps_per_execution!r}"
-            )
-        if not (
-            jit_compile_updates is True or jit_compile_updates is False
-            or jit_compile_updates == "auto"
-        ):
-            raise ValueError(
-                f"jit_compile_updates must be True, False or 'auto', got {jit_compile_updates!r}"
-            )
-        super().compile(
-            optimizer=None,
-            loss=None,
-            jit_compile=jit_compile,
-            steps_per_execution=int(steps_per_execution),
-            run_eagerly=run_eagerly,
-        )
-        if jit_compile_updates == "auto":
-            smallest = min(
-                sum(int(np.prod(v.shape)) for v in member.trainable_variables)
-                for member in self.members
-            )
-            jit_compile_updates = smallest >= _XLA_UPDATE_MIN_PARAMETERS
-        self.jit_compile_updates = jit_compile_updates  # resolved, as Keras does jit_compile
-        self._member_updates = None
-        if jit_compile_updates and not self.jit_compile and not self.run_eagerly:
-            self._member_updates = [self._compiled_update(member) for member in self.members]
-
-    @staticmethod
-    def _compiled_update(member):
-        def update(gradients):
-            member.optimizer.apply(gradients, member.trainable_variables)
-
-        # Called from inside the traced train step, this becomes one XLA cluster per member:
-        # members' updates can still overlap with each other and with other members' backward
-        # passes on TensorFlow's inter-op threads.
-        return tf.function(update, jit_compile=True, reduce_retracing=True)
-
-    @property
-    def metrics(self):
-        tracked = list(self._loss_trackers) if hasattr(self, "_loss_trackers") else []
-        for member in getattr(self, "members", []):
-            tracked.extend(metric for metric in member.metrics if metric.name != "loss")
-        return tracked
-
-    def _penalised_loss(self, index, x, y, sample_weight):
-        member = self.members[index]
-        y_pred = member(x, training=True)
-        loss = member.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
-        if self._l2_variables is not None and self._l2_kernels[index]:
-            squares = ops.sum(ops.stack([ops.sum(ops.square(k)) for k in self._l2_kernels[index]]))
-            loss = loss + ops.cast(self._l2_variables[index], loss.dtype) * squares
-        return y_pred, loss
-
-    def _scaled_loss(self, index, loss):
-        # What the member differentiates, not what it reports: the logs keep the unscaled
-        # loss, as the reference code reported its cross-entropy before scaling.
-        if self._loss_scale_variables is None:
-            return loss
-        return loss * ops.cast(self._loss_scale_variables[index], loss.dtype)
-
-    def train_step(self, data):
-        self.traces += 1
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            outputs = [self._penalised_loss(i, x, y, sample_weight) for i in range(self.size)]
-            # Members share no variables, so the gradient of the sum is each member's own.
-            total = ops.sum(ops.stack([
-                self._scaled_loss(index, loss) for index, (_, loss) in enumerate(outputs)
-            ]))
-        variables = [member.trainable_variables for member in self.members]
-        gradients = tape.gradient(total, variables)
-        for index, (member, grads, weights) in enumerate(zip(self.members, gradients, variables)):
-            if self._member_updates is None:
-                member.optimizer.apply(grads, weights)
-            else:
-                self._member_updates[index](grads)
-        self._member_steps.assign_add(self.size)
-        return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        outputs = []
-        for member in self.members:
-            y_pred = member(x, training=False)
-            loss = member.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-            )
-            outputs.append((y_pred, loss))
-        return self._update_logs(x, y, sample_weight, outputs)
-
-    def _update_logs(self, x, y, sample_weight, outputs, steps=None):
-        logs, losses = {}, []
-        batch = ops.shape(ops.convert_to_tensor(keras.tree.flatten(x)[0]))[0]
-        for index, (member, (y_pred, loss)) in enumerate(zip(self.members, outputs)):
-            self._loss_trackers[index].update_state(loss, sample_weight=batch)
-            losses.append(self._loss_trackers[index].result())
-            logs[f"loss_{index}"] = losses[-1]
-            member.compute_metrics(x, y, y_pred, sample_weight)
-            for metric in member.metrics:
-                if metric.name == "loss":
-                    continue
-                result = metric.result()
-                results = result if isinstance(result, dict) else {metric.name: result}
-                logs.update({f"{key}_{index}": value for key, value in results.items()})
-        logs["loss"] = ops.mean(ops.stack(losses))
-        logs["best_loss"] = ops.min(ops.stack(losses))
-        if steps is not None:
-            logs["gradient_steps"] = steps
-        return logs
-
-    def _prepare_members(self, x, y):
-        """Builds members' compiled metrics eagerly from one sample, outside any traced step."""
-        for member in self.members:
-            if any(not metric.built for metric in member.metrics if metric.name != "loss"):
-                member.compute_metrics(x[:1], y[:1], member(x[:1], training=False))
-                member.reset_metrics()
 
     def fit(
         self,
@@ -706,17 +418,6 @@ class Population(keras.Model):
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- saving
-    def get_compile_config(self):
-        return {
-            "jit_compile": self.jit_compile,
-            "steps_per_execution": self.steps_per_execution,
-            "run_eagerly": self.run_eagerly,
-            "jit_compile_updates": self.jit_compile_updates,
-        }
-
-    def compile_from_config(self, config):
-        self.compile(**config)
-
     def get_config(self):
         return {
             "name": self.name,

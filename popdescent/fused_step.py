@@ -1,0 +1,189 @@
+"""`FusedTrainStep`: how a population's members train together in one compiled step.
+
+A mixin of `Population`, as Keras' own `Trainer` is of `keras.Model`: one gradient tape over
+the sum of every member's (penalised, scaled) loss, so one forward and one backward pass per
+batch for all members, then each member's own optimizer update, optionally XLA-compiled. It
+reads the population's `members`, `live_hyperparameters`, `_l2_kernels`, `_loss_trackers`,
+`_member_steps` and `traces`; it knows nothing of any tuning algorithm.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+__all__ = ["FusedTrainStep"]
+
+# Below this many trainable parameters per member, the optimizer update is a small part of a
+# step and XLA's compile time (about a second per member on a 2-core CPU) does not pay back
+# in a short run; see Population.compile.
+_XLA_UPDATE_MIN_PARAMETERS = 100_000
+
+
+class FusedTrainStep:
+    """`compile`, `train_step`, `test_step` and the logs of a `Population` (see the module)."""
+
+    def compile(self, jit_compile=False, steps_per_execution=1, run_eagerly=False,
+                jit_compile_updates="auto", **kwargs):
+        """Sets how the fused step runs. Members keep their own optimizers and losses.
+
+        Args:
+            jit_compile: True compiles the whole fused step with XLA (Keras' meaning). Off by
+                default: on CPU, TensorFlow's oneDNN convolutions and their gradients took
+                less time than XLA's, and XLA's fork-join threads suffer more when the cores
+                are shared (see experiments/throughput.py).
+            steps_per_execution: steps run per call of the compiled function (Keras' meaning);
+                callbacks' per-batch hooks see every `steps_per_execution`-th batch.
+            run_eagerly: run the step eagerly, for debugging.
+            jit_compile_updates: True compiles each member's optimizer update with XLA, the
+                rest of the step staying on TensorFlow's kernels. An update is a chain of
+                elementwise operations over every weight (Adam: about a dozen full-size passes
+                through memory) that XLA fuses into one pass: on the paper's FMNIST CNN, Adam's
+                update took a quarter of the CPU time. Compiling costs about a second per
+                member, so `"auto"` (the default) turns it on only for members of at least
+                100,000 trainable parameters. It has no effect with `jit_compile` or
+                `run_eagerly`; set it False for an optimizer that XLA cannot compile.
+        """
+        if kwargs:
+            raise ValueError(
+                "a Population is compiled through its members; compile accepts only "
+                "jit_compile, steps_per_execution, run_eagerly and jit_compile_updates, got "
+                f"{sorted(kwargs)}"
+            )
+        if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
+        if isinstance(steps_per_execution, bool) or not isinstance(
+            steps_per_execution, (int, np.integer)
+        ) or steps_per_execution < 1:
+            raise ValueError(
+                f"steps_per_execution must be an integer >= 1, got {steps_per_execution!r}"
+            )
+        if not (
+            jit_compile_updates is True or jit_compile_updates is False
+            or jit_compile_updates == "auto"
+        ):
+            raise ValueError(
+                f"jit_compile_updates must be True, False or 'auto', got {jit_compile_updates!r}"
+            )
+        super().compile(
+            optimizer=None,
+            loss=None,
+            jit_compile=jit_compile,
+            steps_per_execution=int(steps_per_execution),
+            run_eagerly=run_eagerly,
+        )
+        if jit_compile_updates == "auto":
+            smallest = min(
+                sum(int(np.prod(v.shape)) for v in member.trainable_variables)
+                for member in self.members
+            )
+            jit_compile_updates = smallest >= _XLA_UPDATE_MIN_PARAMETERS
+        self.jit_compile_updates = jit_compile_updates  # resolved, as Keras does jit_compile
+        self._member_updates = None
+        if jit_compile_updates and not self.jit_compile and not self.run_eagerly:
+            self._member_updates = [self._compiled_update(member) for member in self.members]
+
+    @staticmethod
+    def _compiled_update(member):
+        def update(gradients):
+            member.optimizer.apply(gradients, member.trainable_variables)
+
+        # Called from inside the traced train step, this becomes one XLA cluster per member:
+        # members' updates can still overlap with each other and with other members' backward
+        # passes on TensorFlow's inter-op threads.
+        return tf.function(update, jit_compile=True, reduce_retracing=True)
+
+    @property
+    def metrics(self):
+        tracked = list(self._loss_trackers) if hasattr(self, "_loss_trackers") else []
+        for member in getattr(self, "members", []):
+            tracked.extend(metric for metric in member.metrics if metric.name != "loss")
+        return tracked
+
+    def _penalised_loss(self, index, x, y, sample_weight):
+        member = self.members[index]
+        y_pred = member(x, training=True)
+        loss = member.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        l2 = self.live_hyperparameters.l2
+        if l2 is not None and self._l2_kernels[index]:
+            squares = ops.sum(ops.stack([ops.sum(ops.square(k)) for k in self._l2_kernels[index]]))
+            loss = loss + ops.cast(l2[index], loss.dtype) * squares
+        return y_pred, loss
+
+    def _scaled_loss(self, index, loss):
+        # What the member differentiates, not what it reports: the logs keep the unscaled
+        # loss, as the reference code reported its cross-entropy before scaling.
+        loss_scale = self.live_hyperparameters.loss_scale
+        if loss_scale is None:
+            return loss
+        return loss * ops.cast(loss_scale[index], loss.dtype)
+
+    def train_step(self, data):
+        self.traces += 1
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            outputs = [self._penalised_loss(i, x, y, sample_weight) for i in range(self.size)]
+            # Members share no variables, so the gradient of the sum is each member's own.
+            total = ops.sum(ops.stack([
+                self._scaled_loss(index, loss) for index, (_, loss) in enumerate(outputs)
+            ]))
+        variables = [member.trainable_variables for member in self.members]
+        gradients = tape.gradient(total, variables)
+        for index, (member, grads, weights) in enumerate(zip(self.members, gradients, variables)):
+            if self._member_updates is None:
+                member.optimizer.apply(grads, weights)
+            else:
+                self._member_updates[index](grads)
+        self._member_steps.assign_add(self.size)
+        return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = []
+        for member in self.members:
+            y_pred = member(x, training=False)
+            loss = member.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+            )
+            outputs.append((y_pred, loss))
+        return self._update_logs(x, y, sample_weight, outputs)
+
+    def _update_logs(self, x, y, sample_weight, outputs, steps=None):
+        logs, losses = {}, []
+        batch = ops.shape(ops.convert_to_tensor(keras.tree.flatten(x)[0]))[0]
+        for index, (member, (y_pred, loss)) in enumerate(zip(self.members, outputs)):
+            self._loss_trackers[index].update_state(loss, sample_weight=batch)
+            losses.append(self._loss_trackers[index].result())
+            logs[f"loss_{index}"] = losses[-1]
+            member.compute_metrics(x, y, y_pred, sample_weight)
+            for metric in member.metrics:
+                if metric.name == "loss":
+                    continue
+                result = metric.result()
+                results = result if isinstance(result, dict) else {metric.name: result}
+                logs.update({f"{key}_{index}": value for key, value in results.items()})
+        logs["loss"] = ops.mean(ops.stack(losses))
+        logs["best_loss"] = ops.min(ops.stack(losses))
+        if steps is not None:
+            logs["gradient_steps"] = steps
+        return logs
+
+    def _prepare_members(self, x, y):
+        """Builds members' compiled metrics eagerly from one sample, outside any traced step."""
+        for member in self.members:
+            if any(not metric.built for metric in member.metrics if metric.name != "loss"):
+                member.compute_metrics(x[:1], y[:1], member(x[:1], training=False))
+                member.reset_metrics()
+
+    def get_compile_config(self):
+        return {
+            "jit_compile": self.jit_compile,
+            "steps_per_execution": self.steps_per_execution,
+            "run_eagerly": self.run_eagerly,
+            "jit_compile_updates": self.jit_compile_updates,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(**config)

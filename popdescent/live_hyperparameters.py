@@ -1,0 +1,188 @@
+"""`LiveHyperparameters`: each member's tuned hyperparameters, held in backend variables.
+
+The compiled train step reads these variables, so a strategy's `assign` takes effect at the
+next step with no recompilation and no retrace. Which variable a name means: `learning_rate`
+and any other optimizer attribute held in a variable are the member optimizer's own; `l2` and
+`loss_scale` are variables of the population that its train step reads; a name with an
+`Inert` prior gets a variable that nothing reads (kept, mutated and recorded only).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior
+
+__all__ = ["LiveHyperparameters"]
+
+# Names the population's train step reads itself rather than through an optimizer.
+POPULATION_NAMES = ("l2", "loss_scale")
+
+# The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
+# before training, not discovered as a NaN member later. (low, low is allowed)
+_HYPERPARAMETER_RANGES = {
+    "learning_rate": (0.0, False),
+    "l2": (0.0, True),
+    "loss_scale": (0.0, False),
+    "weight_decay": (0.0, True),
+    "epsilon": (0.0, False),
+}
+
+
+def _prior_extent(prior):
+    """The smallest and largest value a prior can ever give (its bounds, or its values)."""
+    if isinstance(prior, Fixed):
+        return prior.value, prior.value
+    if hasattr(prior, "values"):
+        return min(prior.values), max(prior.values)
+    return prior.bounds
+
+
+def _check_prior_range(name, prior):
+    if name not in _HYPERPARAMETER_RANGES:
+        return
+    low, inclusive = _HYPERPARAMETER_RANGES[name]
+    smallest, largest = _prior_extent(prior)
+    if smallest < low or (smallest == low and not inclusive):
+        allowed = f"[{low}, inf)" if inclusive else f"({low}, inf)"
+        raise ValueError(
+            f"hyperparameters[{name!r}] must stay within {allowed} (what the optimizer can "
+            f"take), but its prior reaches {smallest}: {prior}"
+        )
+
+
+def _representable_within(prior, value, dtype):
+    """`value` clipped to the prior's bounds and rounded to the variable's dtype without
+    leaving them (float32 rounding of 1e-6, for example, lands just below 1e-6). Compared as
+    Python floats: NumPy 2 would compare a float32 with a Python float in float32."""
+    clipped = prior.clip(value)
+    low, high = getattr(prior, "bounds", (-np.inf, np.inf))
+    numpy_dtype = np.dtype(keras.backend.standardize_dtype(dtype))
+    rounded = numpy_dtype.type(clipped)
+    if float(rounded) < low:
+        rounded = np.nextafter(numpy_dtype.type(low), numpy_dtype.type(np.inf))
+    elif float(rounded) > high:
+        rounded = np.nextafter(numpy_dtype.type(high), numpy_dtype.type(-np.inf))
+    return rounded
+
+
+def learning_rate_variable(member):
+    """The member optimizer's learning-rate variable, or None (a schedule, for example)."""
+    variable = getattr(member.optimizer, "learning_rate", None)
+    return variable if isinstance(variable, keras.Variable) else None
+
+
+class LiveHyperparameters:
+    """The priors of a population and, per member, the variable behind every tuned name.
+
+    Args:
+        members: the population's compiled member models.
+        hyperparameters: dict name -> prior (or a number meaning `Fixed`), or None for
+            `{"learning_rate": LogUniform(lr / 10, lr * 10)}` around member 0's compiled
+            learning rate. Checked against the members' optimizers before anything trains.
+    """
+
+    def __init__(self, members, hyperparameters):
+        self.members = members
+        self.priors = self._resolve_priors(hyperparameters)
+        size = len(members)
+        self.l2 = [
+            keras.Variable(0.0, trainable=False, name=f"l2_{i}") for i in range(size)
+        ] if "l2" in self.priors else None
+        self.loss_scale = [
+            keras.Variable(1.0, trainable=False, name=f"loss_scale_{i}") for i in range(size)
+        ] if "loss_scale" in self.priors else None
+        self.inert = {
+            name: [keras.Variable(0.0, trainable=False, name=f"{name}_{i}") for i in range(size)]
+            for name, prior in self.priors.items() if isinstance(prior, Inert)
+        }
+
+    # ----------------------------------------------------------------- checks
+    def _resolve_priors(self, hyperparameters):
+        if hyperparameters is None:
+            learning_rate = learning_rate_variable(self.members[0])
+            if learning_rate is None:
+                return {}
+            value = float(learning_rate.numpy())
+            hyperparameters = {"learning_rate": LogUniform(value / 10, value * 10)}
+        if not isinstance(hyperparameters, dict):
+            raise TypeError(
+                f"hyperparameters must be a dict name -> prior, got {type(hyperparameters).__name__}"
+            )
+        priors = {}
+        for name, prior in hyperparameters.items():
+            prior = as_prior(name, prior)
+            if isinstance(prior, Inert):
+                self._check_inert_name(name)
+            elif name not in POPULATION_NAMES:
+                self._check_optimizer_hyperparameter(name)
+            _check_prior_range(name, prior)
+            priors[name] = prior
+        return priors
+
+    def _check_optimizer_hyperparameter(self, name):
+        for index, member in enumerate(self.members):
+            variable = getattr(member.optimizer, name, None)
+            if not isinstance(variable, keras.Variable):
+                allowed = list(POPULATION_NAMES) + (
+                    ["learning_rate"] if learning_rate_variable(member) is not None else []
+                )
+                raise ValueError(
+                    f"unknown or untunable hyperparameter {name!r}: member {index}'s optimizer "
+                    f"{type(member.optimizer).__name__} holds no variable called {name!r} "
+                    "(a learning-rate schedule cannot be tuned); allowed names: "
+                    f"{allowed}, or any other name with an Inert prior"
+                )
+
+    def _check_inert_name(self, name):
+        if name in ("learning_rate", *POPULATION_NAMES) or any(
+            isinstance(getattr(member.optimizer, name, None), keras.Variable)
+            for member in self.members
+        ):
+            raise ValueError(
+                f"hyperparameters[{name!r}] is Inert, but training reads {name!r}: an inert "
+                "hyperparameter needs a name of its own (for example 'reg_constant')"
+            )
+
+    # ----------------------------------------------------------------- values
+    def variable(self, index, name):
+        """The backend variable that holds hyperparameter `name` of member `index`."""
+        if name == "l2":
+            return self.l2[index]
+        if name == "loss_scale":
+            return self.loss_scale[index]
+        if name in self.inert:
+            return self.inert[name][index]
+        return getattr(self.members[index].optimizer, name)
+
+    def assign(self, index, values: dict) -> None:
+        """Assigns `values` (name -> number) to member `index`, clipped to the priors' bounds."""
+        for name, value in values.items():
+            if name not in self.priors:
+                raise ValueError(f"unknown hyperparameter {name!r}; tuned: {sorted(self.priors)}")
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ) or np.isnan(value):
+                raise ValueError(
+                    f"hyperparameter {name!r} of member {index} must be a number (values "
+                    f"beyond the bounds are clipped to them), got {value!r}"
+                )
+            variable = self.variable(index, name)
+            variable.assign(_representable_within(self.priors[name], value, variable.dtype))
+
+    def values_of(self, index) -> dict:
+        """Member `index`'s live values as Python floats."""
+        return {
+            name: float(ops.convert_to_numpy(self.variable(index, name)))
+            for name in self.priors
+        }
+
+    def own_variables(self) -> list:
+        """The variables this object created (not the optimizers'), in a fixed order: l2,
+        loss_scale, then each inert name's."""
+        variables = list(self.l2 or []) + list(self.loss_scale or [])
+        for inert in self.inert.values():
+            variables.extend(inert)
+        return variables
