@@ -194,12 +194,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    log = (lambda message: None) if args.quiet else (lambda m: print(m, flush=True))
-    variants.run_jobs(EXPERIMENT, jobs(args.scale, args.seeds, args.rows, args.model),
-                      args.out, args.scale, lambda dataset: load_data(args.scale, args.data_dir),
-                      log=log, force=args.force)
-    log(f"records in {args.out}; render with python -m experiments.report")
-    return 0
+    return variants.run_from_command_line(
+        EXPERIMENT, jobs(args.scale, args.seeds, args.rows, args.model), args,
+        lambda dataset: load_data(args.scale, args.data_dir))
 
 
 if __name__ == "__main__":

@@ -246,14 +246,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    log = (lambda message: None) if args.quiet else (lambda m: print(m, flush=True))
     rows = settings(args.learning_rates, args.lr_iterations, args.iteration_counts)
     chosen = jobs(args.scale, args.seeds, args.methods, rows, args.esgd_optimizer, args.model)
-    variants.run_jobs(EXPERIMENT, chosen, args.out, args.scale,
-                      lambda dataset: methods.load_splits(dataset, args.scale, args.data_dir),
-                      log=log, force=args.force)
-    log(f"records in {args.out}; render with python -m experiments.report")
-    return 0
+    return variants.run_from_command_line(
+        EXPERIMENT, chosen, args,
+        lambda dataset: methods.load_splits(dataset, args.scale, args.data_dir))
 
 
 if __name__ == "__main__":

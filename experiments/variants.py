@@ -262,6 +262,15 @@ def run_jobs(experiment, jobs, out, scale, load_data, log=print, force=False, ve
     return len(pending)
 
 
+def run_from_command_line(experiment, jobs, args, load_data) -> int:
+    """The end of an experiment script's `main`: `run_jobs` with the parsed `--out`,
+    `--scale`, `--force` and `--quiet`, then where the records went. Returns the exit code."""
+    log = (lambda message: None) if args.quiet else (lambda m: print(m, flush=True))
+    run_jobs(experiment, jobs, args.out, args.scale, load_data, log=log, force=args.force)
+    log(f"records in {args.out}; render with python -m experiments.report")
+    return 0
+
+
 def read_experiment(out) -> list:
     """Every record of an experiment directory (one `<variant>.jsonl` per variant), the last
     one written per key and variant."""
