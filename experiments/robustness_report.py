@@ -137,7 +137,7 @@ def write_markdown(records, path) -> str:
             "|---|" + "---|" * len(ranges),
         ]
         present = [m for m in METHOD_ORDER if any(r["method"] == m for r in group)]
-        for method in present:
+        for method in METHOD_ORDER:  # every method, so that what has not run says so
             cells = [_cell(_runs(group, method, range_name)) for range_name in ranges]
             lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
         lines += ["", "Learning rate of the returned model (range over seeds):", "",

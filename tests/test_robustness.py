@@ -180,3 +180,10 @@ def test_report_counts_diverged_runs_and_calls_wins_ties_and_losses(tmp_path):
     assert "| PopDescent | not run | 0.410 ± 0.014 (n=2) | 0.300 (n=1) |" in text
     assert "| Adam, untuned (best checkpoint) | — | win (-1.890) | tie (-0.005) |" in text
     assert "| PBT | — | — | loss (+0.050) |" in text
+
+
+def test_report_lists_methods_that_have_not_run(tmp_path):
+    records = [_fake("popdescent", "paper", 5, 0.300), _fake("adam", "paper", 5, 0.305)]
+    text = robustness_report.write_markdown(records, tmp_path / "robustness.md")
+    assert "| ESGD | not run | not run | not run |" in text
+    assert "| KT RandomSearch | not run | not run | not run |" in text
