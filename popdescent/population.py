@@ -200,30 +200,34 @@ class Population(FusedTrainStep, keras.Model):
         `index`; `seed` (an int) makes the draw reproducible."""
         if stddev <= 0:
             return
-        if getattr(self, "_perturbations", None) is None:
-            self._perturbations = {}
-        if index not in self._perturbations:
-            self._perturbations[index] = tf.function(self._perturbation(index))
-        self._perturbations[index](
-            tf.constant(int(seed), tf.int64), tf.constant(float(stddev), tf.float64)
+        if getattr(self, "_perturb_member", None) is None:
+            self._perturb_member = tf.function(self._perturb_member_graph)
+        self._perturb_member(
+            tf.constant(int(index), tf.int32),
+            tf.constant(int(seed), tf.int64),
+            tf.constant(float(stddev), tf.float64),
         )
 
-    def _perturbation(self, index):
-        # One traced function per member: one dispatch instead of one per weight, and the
-        # weights' draws run in parallel (the same draws as op by op: same seeds, same kernel).
-        variables = self.members[index].trainable_variables
+    def _perturb_member_graph(self, index, seed, stddev):
+        # One traced function for all members, switching on the index: one dispatch per
+        # mutation instead of one per weight, the weights' draws run in parallel, and it
+        # traces once (one function per member traced N times, and TensorFlow warned of
+        # "frequent retracing" from five members on).
+        def branch(variables):
+            def perturb():
+                for position, variable in enumerate(variables):
+                    noise = tf.random.stateless_normal(
+                        variable.shape,
+                        seed=tf.stack([seed, tf.constant(position, tf.int64)]),
+                        stddev=tf.cast(stddev, variable.dtype),
+                        dtype=variable.dtype,
+                    )
+                    variable.assign_add(noise)
+                return tf.constant(0)
 
-        def perturb(seed, stddev):
-            for position, variable in enumerate(variables):
-                noise = tf.random.stateless_normal(
-                    variable.shape,
-                    seed=tf.stack([seed, tf.constant(position, tf.int64)]),
-                    stddev=tf.cast(stddev, variable.dtype),
-                    dtype=variable.dtype,
-                )
-                variable.assign_add(noise)
+            return perturb
 
-        return perturb
+        tf.switch_case(index, [branch(member.trainable_variables) for member in self.members])
 
     def shift_weights(self, index, offset) -> None:
         """Adds the same number `offset` to every trainable weight of member `index`: the

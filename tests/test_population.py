@@ -210,6 +210,16 @@ def test_steps_per_execution_runs_exactly_the_requested_steps(model, data):
     assert pop.gradient_steps == 24
 
 
+def test_mutating_every_member_of_a_large_population_warns_of_no_retracing(caplog):
+    # TensorFlow warns "triggered tf.function retracing" when one function's code traces
+    # five times in a row; a population must not trigger it by mutating each member once.
+    pop = pd.Population(make_model(), size=6, seed=0)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for index in range(pop.size):
+            pop.perturb_weights(index, 0.1, seed=index)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
 def test_perturb_weights_adds_seeded_gaussian_noise_of_the_given_stddev():
     pop = pd.Population(make_model(units=256, features=64), size=2, seed=0)
     untouched, before = weights_of(pop.member(0)), weights_of(pop.member(1))
