@@ -3,7 +3,7 @@
 
     python -m experiments.reproduce --scale smoke|small|paper [--out results/] [--docs DIR] \\
         [--tables table1 table2 table3_4] [--methods adam grid random esgd pbt popdescent] \\
-        [--datasets fmnist cifar10] [--model cnn|mlp] [--data-dir D] [--quiet]
+        [--datasets fmnist cifar10] [--model cnn|mlp] [--data-dir D] [--quiet] [--render-only]
 
 Runs, in this order (each resumable: a record already in OUT is skipped, so an interrupted
 reproduction continues where it stopped, and a finished one only renders again):
@@ -43,6 +43,13 @@ TABLES = ("table1", "table2", "table3_4")
 TABLE1_METHODS = ("adam", "grid", "random", "esgd", "pbt", "popdescent")
 REGULARIZED_METHODS = ("adam", "grid", "random", "pbt", "popdescent")  # the paper ran no ESGD reg
 TABLE1_SEEDS = {"smoke": (5,), "small": (5,), "paper": methods.PAPER_SEEDS}
+# Reports of the other experiment scripts, linked from results.md when they sit in DOCS.
+BEYOND_THE_PAPER = (
+    ("robustness.md", "Robustness to a wrong starting learning rate (experiments.robustness)"),
+    ("throughput.md", "Throughput of the fused population (experiments.throughput)"),
+    ("static_search.md", "GeneticSearch against random search and Bayesian optimisation "
+                         "(experiments.static_search)"),
+)
 TITLES = {"table1": "Table 1 (benchmark)", "table2": "Table 2 (ablation)",
           "table3_4": "Tables 3-4 (sensitivity)"}
 
@@ -65,6 +72,8 @@ def parse_args(argv=None):
                         help="model of the ablation and the sensitivity (mlp: for tests)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing; render results.md from the records there are")
     args = parser.parse_args(argv)
     if args.docs is None:
         args.docs = args.out / "docs" if args.scale == "smoke" else pathlib.Path("docs")
@@ -196,7 +205,7 @@ def write_results(args, records, figures, elapsed) -> pathlib.Path:
     for table in TABLES:
         runs = records[table]
         total = sum(r.get("wall_time_s") or 0.0 for r in runs)
-        this = f"{elapsed[table] / 60:.1f} min" if table in elapsed else "not run yet"
+        this = f"{elapsed[table] / 60:.1f} min" if table in elapsed else "—"
         lines.append(f"| {TITLES[table]} | {len(runs)} | {total / 60:.1f} min | {this} |")
     lines.append("")
     for table, file_name in (("table1", "table1.md"), ("table2", "table2.md"),
@@ -210,6 +219,10 @@ def write_results(args, records, figures, elapsed) -> pathlib.Path:
             lines += ["Not run yet at this scale.", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{path.stem}]({path.name})" for path in figures] + [""]
+    beyond = [(name, title) for name, title in BEYOND_THE_PAPER if (docs / name).is_file()]
+    if beyond:
+        lines += ["## Beyond the paper", ""]
+        lines += [f"- [{title}]({name})" for name, title in beyond] + [""]
     ordering = table1_ordering(records["table1"]) + table2_ordering(records["table2"])
     lines += ["## Ordering of methods: ours vs the paper's", ""]
     lines += ordering or ["Not enough runs yet to compare orderings."]
@@ -223,6 +236,10 @@ def main(argv=None) -> int:
     log = (lambda message: None) if args.quiet else (lambda m: print(m, flush=True))
     elapsed = {}
     commands = stage_commands(args)
+    if args.render_only:
+        records = records_at_scale(args.out, args.scale)
+        log(f"wrote {write_results(args, records, render(records, args.docs), elapsed)}")
+        return 0
     for table in args.tables:
         started = time.perf_counter()
         for run, arguments in commands[table]:

@@ -140,6 +140,19 @@ def test_rerun_skips_every_finished_record(reproduced, capsys):
     assert "sensitivity: skipping 6 finished" in output
 
 
+def test_render_only_runs_nothing_and_links_the_reports_beyond_the_paper(reproduced, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "robustness.md").write_text("# Robustness\n")
+    records = sorted(p.stat().st_mtime_ns for p in reproduced.rglob("*.jsonl"))
+    assert reproduce.main([*ARGUMENTS, "--out", str(reproduced), "--docs", str(docs),
+                           "--render-only", "--quiet"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in reproduced.rglob("*.jsonl")) == records
+    text = (docs / "results.md").read_text()
+    assert "## Table 1" in text and "0.249 ± 0.020" in text
+    assert "](robustness.md)" in text and "](throughput.md)" not in text
+
+
 @pytest.mark.parametrize("options, message", [
     ({"preset": "authors"}, "options\\['preset'\\] must be one of"),
     ({"mutate": "no"}, "options\\['mutate'\\] must be true or false"),
