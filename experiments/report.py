@@ -225,10 +225,11 @@ def mean_curve(curves):
     return steps, mean, deviation
 
 
-def write_figure(records, path, axis="steps") -> None:
+def write_figure(records, path, axis="steps") -> list:
     """Figure 1: best validation loss vs gradient steps (`axis="steps"`) or wall-clock
     seconds (`axis="seconds"`), mean line and ±1 std band per method, one panel per (scale,
-    dataset, regularization)."""
+    dataset, regularization). A panel's title names the methods whose records hold no curve
+    along `axis`. Returns the panels' titles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,27 +247,33 @@ def write_figure(records, path, axis="steps") -> None:
     for panel, (scale, dataset, regularization) in zip(axes.flat, panels):
         group = [r for r in records if (r["scale"], r["dataset"], r["regularization"])
                  == (scale, dataset, regularization)]
+        without_curve = []  # records written before the curve kept this axis
         for method in _method_order({r["method"] for r in group}):
             runs = [r for r in group if r["method"] == method]
             steps, mean, deviation = mean_curve([curve_along(r.get("curve"), axis)
                                                  for r in runs])
             if len(steps) == 0:
+                without_curve.append(ALGORITHMS.get(method, method))
                 continue
             label = f"{ALGORITHMS.get(method, method)} (n={len(runs)})"
             (line,) = panel.plot(steps, mean, marker="o" if len(steps) < 30 else None,
                                  markersize=3, label=label)
             panel.fill_between(steps, mean - deviation, mean + deviation,
                                color=line.get_color(), alpha=0.2, linewidth=0)
-        panel.set_title(f"{_setting(dataset, regularization, group[0].get('dataset_label'))}, "
-                        f"scale {scale}")
+        title = f"{_setting(dataset, regularization, group[0].get('dataset_label'))}, scale {scale}"
+        if without_curve:
+            title += f"\nno curve recorded for: {', '.join(without_curve)}"
+        panel.set_title(title, fontsize=10 if without_curve else None)
         panel.set_xlabel(CURVE_AXES[axis][1])
         panel.set_ylabel("best validation loss")
         panel.grid(alpha=0.3)
         if panel.get_legend_handles_labels()[0]:
-            panel.legend()
+            panel.legend(fontsize=8, framealpha=0.6)  # the curves stay visible below it
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+    titles = [panel.get_title() for panel in axes.flat[:len(panels)]]
     plt.close(figure)
+    return titles
 
 
 def write_experiment_tables(results, out=None) -> list:

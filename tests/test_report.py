@@ -90,6 +90,9 @@ def test_wallclock_figure_plots_timed_curves_and_skips_untimed_points(results, t
     assert report.curve_along(timed, "seconds") == [(20.0, 1.0), (41.5, 0.5)]
     assert report.curve_along(timed, "steps") == [(100, 1.0), (200, 0.5)]
     assert report.curve_along([[100, 1.0], [200, 0.5]], "seconds") == []  # older records
+    titles = report.write_figure(report.latest_records(path), out / "wall.png", "seconds")
+    assert any("no curve recorded for:" in title and "PopDescent" in title for title in titles)
+    assert not any("Adam" in title for title in titles)
 
 
 def test_mean_curve_interpolates_onto_the_union_of_steps_with_a_std_band():
