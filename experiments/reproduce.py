@@ -231,15 +231,20 @@ def write_results(args, records, figures, elapsed) -> pathlib.Path:
     return path
 
 
+def render_results(args, elapsed) -> pathlib.Path:
+    """Renders this scale's records in OUT into DOCS: the tables, figures and results.md."""
+    records = records_at_scale(args.out, args.scale)
+    return write_results(args, records, render(records, args.docs), elapsed)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = (lambda message: None) if args.quiet else (lambda m: print(m, flush=True))
     elapsed = {}
-    commands = stage_commands(args)
     if args.render_only:
-        records = records_at_scale(args.out, args.scale)
-        log(f"wrote {write_results(args, records, render(records, args.docs), elapsed)}")
+        log(f"wrote {render_results(args, elapsed)}")
         return 0
+    commands = stage_commands(args)
     for table in args.tables:
         started = time.perf_counter()
         for run, arguments in commands[table]:
@@ -249,9 +254,7 @@ def main(argv=None) -> int:
                 return status
         elapsed[table] = time.perf_counter() - started
         # Rendered after every table, so a long reproduction shows what has finished so far.
-        records = records_at_scale(args.out, args.scale)
-        path = write_results(args, records, render(records, args.docs), elapsed)
-        log(f"wrote {path}")
+        log(f"wrote {render_results(args, elapsed)}")
     return 0
 
 

@@ -99,7 +99,6 @@ class Population(FusedTrainStep, keras.Model):
         self.members = self._make_members(model_or_builder, size, int(member_seeds))
         self.size = len(self.members)
         self.live_hyperparameters = LiveHyperparameters(self.members, hyperparameters)
-        self.priors = self.live_hyperparameters.priors
         # An attribute list, so that Keras tracks (and `save` writes) these variables.
         self._hyperparameter_variables = self.live_hyperparameters.own_variables()
         self.l2_layers = None if l2_layers is None else list(l2_layers)
@@ -151,6 +150,11 @@ class Population(FusedTrainStep, keras.Model):
         )
 
     # ----------------------------------------------------------------- hyperparameters
+    @property
+    def priors(self) -> dict:
+        """Name -> prior of every tuned hyperparameter."""
+        return self.live_hyperparameters.priors
+
     def set_hyperparameters(self, index, values: dict) -> None:
         """Assigns live hyperparameter values to member `index`, clipped to their priors' bounds.
 
