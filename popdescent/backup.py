@@ -59,8 +59,17 @@ def arrange_callbacks(callbacks) -> list:
         raise ValueError(f"callbacks may hold one BackupAndRestore, got {len(backups)}")
     others = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
     for backup in backups:
-        backup.set_strategies([c for c in others if isinstance(c, PopulationStrategy)])
+        backup.set_strategies([c for c in others if keeps_state(c)])
     return others + backups
+
+
+def keeps_state(callback) -> bool:
+    """Whether a backup keeps `callback`'s state: every `PopulationStrategy`, and any other
+    callback that defines both `get_state()` (JSON-serialisable) and `set_state(state)`."""
+    return isinstance(callback, PopulationStrategy) or (
+        callable(getattr(callback, "get_state", None))
+        and callable(getattr(callback, "set_state", None))
+    )
 
 
 class BackupAndRestore(keras.callbacks.Callback):
@@ -69,13 +78,17 @@ class BackupAndRestore(keras.callbacks.Callback):
     After each finished iteration (once the strategies have acted) it writes, atomically, one
     file holding every member's weights and optimizer state, the live hyperparameters, the
     step counter, `population.fitness`, `population.lineage`, and every strategy callback's
-    state (its random generator's `bit_generator.state`). When `fit` starts and a backup
+    state (its random generator's `bit_generator.state`), as well as the state of any other
+    callback that defines `get_state()` and `set_state(state)` (a learning curve, say, that
+    must go on where it stopped). When `fit` starts and a backup
     exists, it restores all of it and training continues at the next iteration, on the same
     batches: re-running a killed command gives a final population bit-identical to an
     uninterrupted run with the same seed, on the same machine and software.
 
     `Population.fit` runs this callback after all others wherever it sits in the list. Other
     callbacks' state (EarlyStopping's patience, History) is not kept, as with Keras' own.
+    A callback's state is restored in this callback's `on_train_begin`, which runs after
+    every other callback's.
     If every member becomes non-finite, it raises before writing, so the last good backup
     stays. The directory belongs to one run: another run's backup there is refused, not
     silently resumed.
@@ -113,7 +126,8 @@ class BackupAndRestore(keras.callbacks.Callback):
         self._run = None
 
     def set_strategies(self, strategies) -> None:
-        """The strategy callbacks whose state the backup keeps (Population.fit calls it)."""
+        """The callbacks whose state the backup keeps (Population.fit calls it with the
+        strategies and the other `keeps_state` callbacks)."""
         self.strategies = list(strategies)
 
     # --------------------------------------------------------------- Keras hooks

@@ -179,10 +179,36 @@ def test_kept_backup_makes_a_finished_command_a_no_op(data, tmp_path):
     assert state_bytes(again) == state_bytes(pop)
 
 
+class EpochLog(keras.callbacks.Callback):
+    """A callback with state of its own: the iterations it saw, kept by get/set_state."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+    def get_state(self):
+        return {"seen": self.seen}
+
+    def set_state(self, state):
+        self.seen = list(state["seen"])
+
+
+def test_a_callback_with_get_and_set_state_goes_on_where_it_stopped(data, tmp_path):
+    pop = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        fit(pop, data, tmp_path / "run", extra=[EpochLog(), Interrupt(3)])
+    resumed_log = EpochLog()
+    fit(pd.Population(make_model(), size=3, seed=5), data, tmp_path / "run", extra=[resumed_log])
+    assert resumed_log.seen == [0, 1, 2, 3]  # 0-2 restored from the backup, 3 run after it
+
+
 def test_backup_runs_after_the_strategies_wherever_it_is_listed(tmp_path):
     backup, strategy, other = pd.BackupAndRestore(tmp_path), pd.PopDescent(), Interrupt(9)
     assert arrange_callbacks([backup, strategy, other]) == [strategy, other, backup]
-    assert backup.strategies == [strategy]
+    assert backup.strategies == [strategy]  # Interrupt has no state to keep
 
 
 @pytest.mark.parametrize("callbacks, error, message", [
