@@ -17,13 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from baselines.common import (
-    BestMemberCurve,
-    build_population,
-    lineage_summary,
-    returned_learning_rates,
-    train_population,
-)
+from baselines.common import build_population, train_and_summarize
 from experiments.methods import (
     MethodContext,
     MethodResult,
@@ -382,25 +376,6 @@ def run(context: MethodContext) -> MethodResult:
     if context.regularization:
         hyperparameters["l2"] = Fixed(FIXED_L2)
     population = build_population(context, hyperparameters, factory)
-    initial = population.hyperparameter_values()
-    curve = BestMemberCurve(context.data, budget.cv_batch_size, started)
-    train_population(context, population, [strategy, curve])
-    best = population.best_index()
-    lineage = lineage_summary(population)
-    return MethodResult(
-        model=population.best_model(),
-        gradient_steps=population.gradient_steps,
-        curve=curve.points,
-        details={
-            "optimizer": optimizer_name,
-            "strategy": strategy.get_config(),
-            "best_member": best,
-            "hyperparameters": population.hyperparameters_of(best),
-            "generations": strategy.generation,
-            "replacements": sum(len(entry["replaced"]) for entry in lineage),
-            "lineage": lineage,
-            "initial_hyperparameters": initial,
-            "returned_learning_rates": returned_learning_rates(lineage, initial, best),
-        },
-        candidates=list(population.members),
-    )
+    result = train_and_summarize(context, population, strategy, started, optimizer=optimizer_name)
+    result.details["generations"] = strategy.generation
+    return result

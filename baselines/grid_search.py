@@ -131,4 +131,5 @@ def run(context: MethodContext) -> MethodResult:
             "nonfinite_models": int(np.count_nonzero(~np.isfinite(losses))),
         },
         candidates=list(population.members),
+        resumed=curve.resumed,
     )

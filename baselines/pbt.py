@@ -15,13 +15,7 @@ import time
 
 import keras
 
-from baselines.common import (
-    BestMemberCurve,
-    build_population,
-    lineage_summary,
-    returned_learning_rates,
-    train_population,
-)
+from baselines.common import build_population, train_and_summarize
 from experiments.methods import (
     L2_RANGE,
     MethodContext,
@@ -43,24 +37,4 @@ def run(context: MethodContext) -> MethodResult:
         hyperparameters["l2"] = LogUniform(*L2_RANGE)
     keras.utils.set_random_seed(context.seed)
     population = build_population(context, hyperparameters, make_optimizer)
-    initial = population.hyperparameter_values()
-    curve = BestMemberCurve(context.data, context.budget.cv_batch_size, started)
-    train_population(context, population, [strategy, curve])
-    best = population.best_index()
-    lineage = lineage_summary(population)
-    return MethodResult(
-        model=population.best_model(),
-        gradient_steps=population.gradient_steps,
-        curve=curve.points,
-        details={
-            "strategy": strategy.get_config(),
-            "best_member": best,
-            "hyperparameters": population.hyperparameters_of(best),
-            "population_hyperparameters": population.hyperparameter_values(),
-            "replacements": sum(len(entry["replaced"]) for entry in lineage),
-            "lineage": lineage,
-            "initial_hyperparameters": initial,
-            "returned_learning_rates": returned_learning_rates(lineage, initial, best),
-        },
-        candidates=list(population.members),
-    )
+    return train_and_summarize(context, population, strategy, started)

@@ -7,9 +7,13 @@
 `--dataset` and `--method` take several values (or repeat). Records go to `OUT/records.jsonl`,
 one per (method, dataset, seed, scale, regularization); a finished record is skipped unless
 `--force`, which replaces it. Each record is written atomically (the whole file is rewritten
-to a temporary file, fsynced and renamed over the old one, under a lock), so an interrupted
-run loses at most the record in progress. `python -m experiments.report OUT` makes the table
-and the figure.
+to a temporary file, fsynced and renamed over the old one, under a lock). A run in progress
+keeps its directory in `OUT/work/`: the population methods (PopDescent, PBT, ESGD, grid) back
+up there about five times a run, so the same command run again after a crash resumes the run
+from its last backup, to the record an uninterrupted run would have written (its wall time
+counts the restored iterations' seconds, not the work the crash lost; `resumed` says from
+where). `adam` and `random` start their run over. `--force` starts over too.
+`python -m experiments.report OUT` makes the table and the figure.
 
 Evaluation (the harness's, the same for every method): the returned model's cross-entropy and
 accuracy on the whole test half, and its loss on a fixed 5,000-image training subset (seed 0).
@@ -29,7 +33,6 @@ import math
 import os
 import pathlib
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -246,6 +249,9 @@ def run_one(context, run, protocol, log, git_commit=None) -> dict:
     result = run(context)
     wall_time = time.perf_counter() - start
     _check_result(context.method, result)
+    if result.resumed is not None:
+        log(f"  resumed from its backup after iteration {result.resumed['iteration']}")
+        wall_time += result.resumed["seconds_before"]
     log(f"  trained in {wall_time:.1f} s ({result.gradient_steps} member-steps); evaluating")
     start = time.perf_counter()
     scores = evaluate(result.model, context.data)
@@ -268,6 +274,7 @@ def run_one(context, run, protocol, log, git_commit=None) -> dict:
             "test": len(data.x_test),
         },
         "member_steps_per_second": result.gradient_steps / wall_time if wall_time > 0 else None,
+        "resumed": result.resumed,
         "machine": machine(),
         "git_commit": git_commit,
         "started_at": started.isoformat(timespec="seconds"),
@@ -382,9 +389,8 @@ def main(argv=None) -> int:
         log(f"[{number}/{len(pending)}] {name} on {dataset} ({regularization}), seed {seed}, "
             f"scale {args.scale}: {methods.get_budget(dataset, args.scale).member_steps} "
             "member-steps budget")
-        work_dir = args.out / "work" / f"{name}-{dataset}-{regularization}-{args.scale}-{seed}"
-        shutil.rmtree(work_dir, ignore_errors=True)  # every run starts from an empty scratch dir
-        work_dir.mkdir(parents=True)
+        work_dir = methods.open_work_dir(
+            args.out, f"{name}-{dataset}-{regularization}-{args.scale}-{seed}", fresh=args.force)
         context = methods.MethodContext(
             method=name, dataset=dataset, seed=seed, scale=args.scale,
             regularization=args.regularization, data=splits[dataset],
@@ -393,6 +399,7 @@ def main(argv=None) -> int:
         )
         record = run_one(context, runs[name], args.protocol, log, git_commit)
         write_record(records_path, record)
+        methods.close_work_dir(work_dir)
         log(f"  test loss {record['test_loss']:.4f}, accuracy {record['test_accuracy']:.4f}, "
             f"train loss {record['train_loss']:.4f}, {record['gradient_steps']} member-steps, "
             f"{record['wall_time_s']:.0f} s -> {records_path}")

@@ -39,10 +39,12 @@ data they used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
 import pathlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -172,7 +174,9 @@ class MethodContext:
         data: a `popdescent.datasets.DatasetSplits` (x_train, y_train, x_val, y_val, x_test,
             y_test). Methods must not read the test arrays: the harness evaluates on them.
         budget: the `Budget` of (dataset, scale).
-        work_dir: an empty private scratch directory for this run (e.g. KerasTuner's).
+        work_dir: this run's private directory (`open_work_dir`). It outlives a crash: the
+            population methods keep their backup there and resume from it when the harness
+            runs them again; the others (KerasTuner's, say) start it over.
         verbose: Keras verbosity for `fit` (0 silent, 1 progress bar, 2 one line per epoch).
         options: method-specific options, e.g. {"esgd_optimizer": "adam"}; every method
             honours {"lr_range": [low, high]} (where learning rates start, see
@@ -208,6 +212,9 @@ class MethodResult:
         candidates: optional, the final models the method chose among (e.g. a population's
             members); only the clearly labelled `--protocol paper` evaluation uses them, to
             reproduce the reference code's selection by test loss. Empty means [model].
+        resumed: None, or where a run that crashed was resumed from its backup in
+            `work_dir`: {"iteration": iterations restored, "seconds_before": the training
+            seconds they had taken}; the harness adds those seconds to the wall time.
     """
 
     model: keras.Model
@@ -215,6 +222,7 @@ class MethodResult:
     curve: list
     details: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
+    resumed: dict | None = None
 
 
 METHODS = {
@@ -229,6 +237,26 @@ METHODS = {
 
 class MethodNotAvailableError(RuntimeError):
     """A registered method whose module or `run` function cannot be imported (yet)."""
+
+
+def open_work_dir(out, name: str, fresh: bool = False) -> pathlib.Path:
+    """The private directory of run `name` under `out/work`, created if missing. What a crash
+    left there (a population's backup) is kept so that the run resumes; `fresh` (the
+    scripts' `--force`) empties it first. `close_work_dir` removes it once the record is
+    written."""
+    path = pathlib.Path(out) / "work" / name
+    if fresh:
+        shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def close_work_dir(path) -> None:
+    """Removes a finished run's directory, and `work` above it once it is empty."""
+    path = pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):  # other runs' directories are still there
+        path.parent.rmdir()
 
 
 def get_method(name: str) -> Callable[[MethodContext], MethodResult]:

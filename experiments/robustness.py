@@ -27,7 +27,6 @@ import argparse
 import datetime
 import os
 import pathlib
-import shutil
 import sys
 import time
 import uuid
@@ -177,9 +176,8 @@ def run_pending(args, parser, runs, log) -> None:
         options = method_options(name, range_name)
         log(f"[{number}/{len(pending)}] {name} on {dataset}, seed {seed}, scale {args.scale}, "
             f"learning rates {range_name} {options}")
-        work_dir = args.out / "work" / f"{range_name}-{name}-{dataset}-{args.scale}-{seed}"
-        shutil.rmtree(work_dir, ignore_errors=True)
-        work_dir.mkdir(parents=True)
+        work_dir = methods.open_work_dir(
+            args.out, f"{range_name}-{name}-{dataset}-{args.scale}-{seed}", fresh=args.force)
         context = methods.MethodContext(
             method=name, dataset=dataset, seed=seed, scale=args.scale, regularization=False,
             data=splits[dataset], budget=methods.get_budget(dataset, args.scale),
@@ -187,6 +185,7 @@ def run_pending(args, parser, runs, log) -> None:
         )
         record = run_study_one(context, range_name, runs[name], log, git_commit)
         benchmark.write_record(records_path(args.out, range_name), record)
+        methods.close_work_dir(work_dir)
         if record.get("test_loss") is not None:
             log(f"  test loss {record['test_loss']:.4f}, {record['gradient_steps']} member-steps,"
                 f" {record['wall_time_s']:.0f} s")

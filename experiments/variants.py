@@ -30,15 +30,13 @@ default, or "sgd": the paper's ESGD ran plain SGD), `model` as above.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import pathlib
-import shutil
 from dataclasses import dataclass, field
 
 import keras
 
-from baselines.common import BestMemberCurve, lineage_summary, train_population
+from baselines.common import train_and_summarize
 from experiments import benchmark, methods
 from experiments.methods import (
     L2_RANGE,
@@ -143,7 +141,7 @@ def run_popdescent(context: MethodContext) -> MethodResult:
         size=budget.population_size, hyperparameters=hyperparameters, seed=context.seed,
         l2_layers=l2_layers,
     )
-    return _train(context, population, strategy, {"preset": options["preset"]})
+    return train_and_summarize(context, population, strategy, preset=options["preset"])
 
 
 def run_esgd(context: MethodContext) -> MethodResult:
@@ -171,30 +169,9 @@ def run_esgd(context: MethodContext) -> MethodResult:
         size=budget.population_size, hyperparameters={"learning_rate": Fixed(learning_rate)},
         seed=context.seed,
     )
-    return _train(context, population, strategy, {"generations": strategy.generation})
-
-
-def _train(context, population, strategy, extra) -> MethodResult:
-    initial = population.hyperparameter_values()
-    curve = BestMemberCurve(context.data, context.budget.cv_batch_size)
-    train_population(context, population, [strategy, curve])
-    best = population.best_index()
-    lineage = lineage_summary(population)
-    details = {
-        **extra,
-        "strategy": strategy.get_config(),
-        "best_member": best,
-        "hyperparameters": population.hyperparameters_of(best),
-        "initial_hyperparameters": initial,
-        "population_hyperparameters": population.hyperparameter_values(),
-        "priors": {name: prior.get_config() for name, prior in population.priors.items()},
-        "l2_layers": population.l2_layers,  # None: every kernel
-        "replacements": sum(len(entry["replaced"]) for entry in lineage),
-        "lineage": lineage,
-    }
-    return MethodResult(model=population.best_model(), gradient_steps=population.gradient_steps,
-                        curve=list(curve.points), details=details,
-                        candidates=list(population.members))
+    result = train_and_summarize(context, population, strategy)
+    result.details["generations"] = strategy.generation  # counted while training
+    return result
 
 
 RUNS = {"popdescent": run_popdescent, "esgd": run_esgd}
@@ -243,9 +220,7 @@ def run_jobs(experiment, jobs, out, scale, load_data, log=print, force=False, ve
             data[job.dataset] = load_data(job.dataset)
         log(f"{experiment} [{number}/{len(pending)}] {job.variant}: {job.method} on "
             f"{job.dataset}, seed {job.seed}, {job.budget.member_steps} member-steps")
-        work_dir = pathlib.Path(out) / "work" / f"{job.variant}-{job.seed}"
-        shutil.rmtree(work_dir, ignore_errors=True)
-        work_dir.mkdir(parents=True)
+        work_dir = methods.open_work_dir(out, f"{job.variant}-{job.seed}", fresh=force)
         context = MethodContext(
             method=job.method, dataset=job.dataset, seed=job.seed, scale=scale,
             regularization=job.regularization, data=data[job.dataset], budget=job.budget,
@@ -254,11 +229,9 @@ def run_jobs(experiment, jobs, out, scale, load_data, log=print, force=False, ve
         record = benchmark.run_one(context, RUNS[job.method], "honest", log, git_commit)
         record.update({"experiment": experiment, "variant": job.variant})
         benchmark.write_record(records_path(out, job.variant), record)
-        shutil.rmtree(work_dir, ignore_errors=True)  # scratch only: these variants write none
+        methods.close_work_dir(work_dir)
         log(f"  test loss {record['test_loss']:.4f}, {record['wall_time_s']:.0f} s")
         keras.backend.clear_session()
-    with contextlib.suppress(OSError):  # left only if something else wrote into it
-        (pathlib.Path(out) / "work").rmdir()
     return len(pending)
 
 

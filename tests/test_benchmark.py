@@ -3,6 +3,9 @@ files through the CLI entry point, the record it writes, resuming, --force, atom
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +201,33 @@ def test_records_are_strict_json_with_non_finite_losses_as_null(tmp_path):
     benchmark.write_record(path, _record(5, test_loss=float("nan")))
     line = path.read_text().strip()
     assert json.loads(line, parse_constant=lambda name: pytest.fail(name))["test_loss"] is None
+
+
+@pytest.mark.parametrize("method", ["popdescent", "esgd"])
+def test_run_killed_mid_training_resumes_from_its_backup_to_the_same_record(
+        method, tmp_path, monkeypatch):
+    # Smoke scale has 2 iterations and backs up after each: killed after the first backup,
+    # the same command run again restores iteration 1 and trains only iteration 2.
+    _with_data(monkeypatch)
+    argv = ["--dataset", "fmnist", "--method", method, "--seeds", "5", "--scale", "smoke",
+            "--quiet"]
+    crashed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "crash_after_backup.py"), "1",
+         "experiments.benchmark", *argv, "--out", str(tmp_path / "resumed")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert not (tmp_path / "resumed" / benchmark.RECORDS_FILE).exists()
+    assert benchmark.main([*argv, "--out", str(tmp_path / "resumed")]) == 0
+    assert benchmark.main([*argv, "--out", str(tmp_path / "uninterrupted")]) == 0
+
+    resumed, = benchmark.read_records(tmp_path / "resumed" / benchmark.RECORDS_FILE)
+    uninterrupted, = benchmark.read_records(tmp_path / "uninterrupted" / benchmark.RECORDS_FILE)
+    assert resumed["resumed"]["iteration"] == 1 and resumed["resumed"]["seconds_before"] > 0
+    assert uninterrupted["resumed"] is None
+    for field in ("test_loss", "validation_loss", "gradient_steps"):
+        assert resumed[field] == uninterrupted[field]
+    assert [p[:2] for p in resumed["curve"]] == [p[:2] for p in uninterrupted["curve"]]
+    assert resumed["details"]["lineage"] == uninterrupted["details"]["lineage"]
+    assert resumed["wall_time_s"] >= resumed["resumed"]["seconds_before"]
+    assert not (tmp_path / "resumed" / "work").exists()  # removed once the record is written

@@ -113,6 +113,7 @@ def test_sensitivity_runs_use_the_stated_rates_and_budgets(reproduced):
         rate = float(name.split("-lr")[1].split("-it")[0])
         if record["method"] == "esgd":
             assert record["details"]["hyperparameters"]["learning_rate"] == pytest.approx(rate)
+            assert record["details"]["generations"] == budget["iterations"]
         else:
             initial = record["details"]["initial_hyperparameters"]
             assert [h["learning_rate"] for h in initial] == [pytest.approx(rate)] * 3
