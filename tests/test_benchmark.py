@@ -215,6 +215,9 @@ def test_run_killed_mid_training_resumes_from_its_backup_to_the_same_record(
         [sys.executable, str(REPO_ROOT / "tests" / "crash_after_backup.py"), "1",
          "experiments.benchmark", *argv, "--out", str(tmp_path / "resumed")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        # A script's own folder heads sys.path; `experiments` is found from the clone's root.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))},
     )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     assert not (tmp_path / "resumed" / benchmark.RECORDS_FILE).exists()
