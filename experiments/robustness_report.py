@@ -197,14 +197,18 @@ def write_lr_figure(records, path) -> None:
             panel.axhspan(low, high, color="tab:gray", alpha=0.2, label="starting range")
             for bound in bounds:
                 panel.axhline(bound, color="tab:gray", linestyle="--", linewidth=0.8)
-            for record in sorted((r for r in online if (r["scale"], r["dataset"], r["range"],
-                                                        r["method"]) ==
-                                  (scale, dataset, range_name, method)),
-                                 key=lambda r: r["seed"]):
+            runs = sorted((r for r in online
+                           if (r["scale"], r["dataset"], r["range"], r["method"]) ==
+                           (scale, dataset, range_name, method)), key=lambda r: r["seed"])
+            for record in runs:
                 segments = record["details"]["returned_learning_rates"]
                 steps = [s for start, end, _ in segments for s in (start, end)]
                 rates = [rate for _, _, rate in segments for _ in range(2)]
                 panel.plot(steps, rates, linewidth=1.2, label=f"seed {record['seed']}")
+            if not runs:
+                panel.text(0.5, 0.5, "not run", transform=panel.transAxes, ha="center",
+                           va="center", color="tab:gray")
+                panel.set_xticks([])
             panel.set_yscale("log")
             panel.set_ylim(bounds[0] / 3, bounds[1] * 3)
             panel.set_title(f"{_label(method)}: {DATASET_NAMES.get(dataset, dataset)}, "
