@@ -100,7 +100,8 @@ class BackupAndRestore(keras.callbacks.Callback):
             Adam, 5 members) 262 MiB, written in ~3 s on a busy 2-core machine, so a larger
             `every` can pay off; a kill then loses up to `every` iterations of work.
         delete_checkpoint: remove the backup when `fit` completes (the default, as Keras
-            does), so the same command run again trains afresh; False keeps it, and the
+            does), so the same command run again trains afresh; the last iteration then
+            writes none (a kill before `fit` returns redoes that iteration only); False keeps it, and the
             same command run again restores the finished population and trains no further.
 
     Example:
@@ -169,6 +170,8 @@ class BackupAndRestore(keras.callbacks.Callback):
                 f"optimizer state) after iteration {epoch}; the backup of the last good "
                 f"iteration is kept in {self.path!r}"
             )
+        if self.delete_checkpoint and epoch + 1 == self.params.get("epochs"):
+            return  # on_train_end would delete it at once
         write_backup(self.path, *collect_state(population, self.strategies, epoch + 1, self._run))
 
     def on_train_end(self, logs=None):
