@@ -280,6 +280,9 @@ def run_one(context, run, protocol, log, git_commit=None) -> dict:
         "started_at": started.isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
+    if result.extra_models:
+        record["extras"] = {name: evaluate(model, data)
+                            for name, model in result.extra_models.items()}
     if protocol == "paper":
         record["paper_protocol"] = evaluate_paper_protocol(result, data)
     record["evaluation_time_s"] = time.perf_counter() - start
@@ -319,7 +322,8 @@ def parse_args(argv=None):
                         help="seeds, one run each (default: 5; the paper's ten: "
                         f"{' '.join(map(str, methods.PAPER_SEEDS))})")
     parser.add_argument("--scale", choices=methods.SCALES, default="small",
-                        help="budget: smoke (seconds), small (~10 min a run on 2 cores), paper")
+                        help="budget: smoke (seconds), quick (a few min a run on 2 cores), small "
+                        "(~10 min), paper")
     parser.add_argument("--regularization", action="store_true",
                         help="also tune an L2 rate on the hidden Dense kernel")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
