@@ -29,11 +29,13 @@ from experiments.benchmark import RECORDS_FILE, read_records, record_key
 
 ALGORITHMS = {  # method -> the name in the paper's Table 1, in its row order
     "adam": "Adam, untuned (best checkpoint)",
+    "adam-decay": "Adam + budget schedule (best checkpoint)",
     "grid": "Basic Grid Search",
     "random": "KT RandomSearch",
     "esgd": "ESGD",
     "pbt": "PBT",
     "popdescent": "PopDescent",
+    "popdescent-budget": "PopDescent, budget-aware",
 }
 DATASET_NAMES = {"fmnist": "FMNIST", "cifar10": "CIFAR-10"}
 # The paper's Table 1: (test mean, test std, train mean, train std, gradient steps).
@@ -53,7 +55,7 @@ PAPER_TABLE1 = {
     ("cifar10", True, "random"): (1.195, 0.209, 1.030, 0.249, 39_000),
     ("cifar10", True, "popdescent"): (0.843, 0.030, 0.555, 0.070, 25_600),
 }
-SCALE_ORDER = ("paper", "small", "smoke")
+SCALE_ORDER = ("paper", "small", "quick", "smoke")
 UNTUNED_BASELINE = "adam"
 # What a figure's x axis is: a curve point is [gradient steps, loss] or [steps, loss, seconds].
 CURVE_AXES = {

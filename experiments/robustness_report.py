@@ -23,7 +23,7 @@ RANGE_ORDER = ("too-small", "too-large", "paper")
 RANGE_LABELS = {"too-small": "too small", "too-large": "too large", "paper": "paper's"}
 METHOD_ORDER = ("adam", "grid", "random", "esgd", "pbt", "popdescent")
 ONLINE = ("esgd", "pbt", "popdescent")
-SCALE_ORDER = ("paper", "small", "smoke")
+SCALE_ORDER = ("paper", "small", "quick", "smoke")
 # A difference in mean test loss smaller than this, or than two standard errors of the
 # difference when both sides have several seeds, is called a tie.
 TIE_LOSS = 0.01

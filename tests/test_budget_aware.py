@@ -48,13 +48,15 @@ def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs
 
 
 # ------------------------------------------------------------------ the budget
-def test_a_fixed_population_spends_exactly_its_member_step_budget(problem):
+@pytest.mark.parametrize("member_steps", [200, 202])
+def test_a_fixed_population_spends_its_budget_and_never_more(problem, member_steps):
     pop = population(size=4)
     x, y, x_val, y_val = problem
-    history = pop.fit(x, y, batch_size=16, member_steps=200, steps_per_epoch=6,
+    history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=6,
                       validation_data=(x_val, y_val), verbose=0,
                       callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
-    assert pop.gradient_steps == 200  # 50 batches of 4: the last iteration is cut to 2
+    # 50 batches of 4 (the last iteration cut to 2); a 51st would overspend 202
+    assert pop.gradient_steps == 200
     assert len(history.epoch) == 9
 
 
@@ -243,7 +245,9 @@ def test_a_run_killed_after_a_shrink_resumes_bit_identical(problem, tmp_path):
 
 
 # ------------------------------------------------------------------ export and ensemble
-def test_the_exported_schedule_replays_the_rates_the_returned_member_trained_with(problem):
+@pytest.mark.parametrize("budget_aware", [True, False])
+def test_the_exported_schedule_replays_the_rates_each_member_trained_with(problem, budget_aware):
+    x, y, x_val, y_val = problem
     pop = population(size=4, seed=1)
     recorder = RateRecorder()
     lines = [[] for _ in range(4)]  # per slot, the rates its line trained with
@@ -265,16 +269,22 @@ def test_the_exported_schedule_replays_the_rates_the_returned_member_trained_wit
             if "kept" in entry:
                 lines[:] = [lines[i] for i in entry["kept"]]
 
-    budget_fit(pop, problem, member_steps=320, rungs=[(0.5, 1)],
-               callbacks=[recorder, Follow()])
-    schedule, l2 = pop.exported_schedule(0)
-    assert l2 is None
-    expected = lines[0]
-    assert len(schedule.values) == len(expected)
-    fresh = keras.optimizers.SGD(learning_rate=schedule)
-    for step, rate in enumerate(expected):
-        fresh.iterations.assign(step)
-        assert float(fresh.learning_rate) == pytest.approx(rate, rel=1e-5)
+    if budget_aware:
+        budget_fit(pop, problem, member_steps=320, rungs=[(0.5, 1)],
+                   callbacks=[recorder, Follow()])
+    else:  # the paper's mode: replacements from the first iteration on, no schedule
+        pop.fit(x, y, batch_size=16, member_steps=320, steps_per_epoch=4,
+                validation_data=(x_val, y_val), verbose=0,
+                callbacks=[pd.PopDescent(elites=2, cv_batch_size=32), recorder, Follow()])
+        assert any(member["replaced"] for member in pop.lineage[0]["members"])
+    for index in range(pop.size):
+        schedule, l2 = pop.exported_schedule(index)
+        assert l2 is None
+        assert len(schedule.values) == len(lines[index])
+        fresh = keras.optimizers.SGD(learning_rate=schedule)
+        for step, rate in enumerate(lines[index]):
+            fresh.iterations.assign(step)
+            assert float(fresh.learning_rate) == pytest.approx(rate, rel=1e-5)
 
 
 def test_the_ensemble_of_the_fittest_members_averages_their_probabilities(problem):
