@@ -290,6 +290,8 @@ class ESGD(PopulationStrategy):
         holds that member, unchanged, in that slot.
         """
         slot = None if self._previous_best is None else int(self._previous_best[1])
+        if slot is None:  # restored, but no generation has begun since
+            slot = getattr(self, "_restored_best_slot", None)
         return {**super().get_state(), "generation": self.generation, "best_slot": slot}
 
     def set_state(self, state: dict) -> None:
@@ -321,6 +323,8 @@ class ESGD(PopulationStrategy):
             "cross_validation": self.cross_validation,
             "cv_batch_size": self.cv_batch_size,
             "seed": self.seed,
+            "fitness": getattr(self.fitness_function, "__qualname__",
+                               type(self.fitness_function).__name__),
         }
 
 

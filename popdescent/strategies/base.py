@@ -57,6 +57,20 @@ class PopulationStrategy(keras.callbacks.Callback):
         """Changes the population; returns (replaced indices, their parents)."""
         raise NotImplementedError
 
+    # --------------------------------------------------------------- config
+    @classmethod
+    def from_config(cls, config):
+        """A strategy built from `get_config()`. The fitness function is stored by name only:
+        the default round-trips; another one must be passed again (`fitness=`)."""
+        config = dict(config)
+        fitness = config.pop("fitness", None)
+        if fitness not in (None, inverse_loss_fitness.__qualname__):
+            raise ValueError(
+                f"this config was made with fitness={fitness!r}, which cannot be restored from "
+                f"its name: call {cls.__name__}(**config, fitness=your_function)"
+            )
+        return cls(**config)
+
     # --------------------------------------------------------------- state for backups
     def get_state(self) -> dict:
         """What a backup must keep to continue this strategy bit for bit: the generator's

@@ -179,4 +179,6 @@ class PBT(PopulationStrategy):
             "cross_validation": self.cross_validation,
             "cv_batch_size": self.cv_batch_size,
             "seed": self.seed,
+            "fitness": getattr(self.fitness_function, "__qualname__",
+                               type(self.fitness_function).__name__),
         }

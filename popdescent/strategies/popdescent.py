@@ -353,6 +353,15 @@ class PopDescent(PopulationStrategy):
             if logs is not None:
                 logs["population_size"] = population.size
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        budget = config.pop("budget", None) or {}
+        if budget.get("schedule") is not None:
+            budget["schedule"] = BudgetSchedule(**budget["schedule"])
+        budget.pop("rescue_drop", None)
+        return super().from_config({**config, **budget})
+
     def get_state(self) -> dict:
         state = super().get_state()
         if self.budget is not None:
