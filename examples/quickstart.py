@@ -2,7 +2,7 @@
 
 Runs on scikit-learn's digits (ships with the package, no download) in about a minute on
 2 CPU cores and prints the best member's test loss and hyperparameters.
-Usage: python examples/quickstart.py [--epochs N]
+Usage: python examples/quickstart.py [--epochs N] [--budget-aware]
 """
 
 import argparse
@@ -15,6 +15,8 @@ import popdescent as pd
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=30, help="PopDescent iterations")
+parser.add_argument("--budget-aware", action="store_true",
+                    help="the same member-steps (epochs x 16 x 5) with PopDescent(budget_aware=True)")
 args = parser.parse_args()
 
 # Data: 1,797 8x8 digit images; train / validation (fitness) / test split.
@@ -42,12 +44,17 @@ pop = pd.Population(model, size=5, seed=0, hyperparameters={
     "learning_rate": pd.LogUniform(1e-4, 1e-2),
     "l2": pd.LogUniform(1e-6, 1e-1),
 })
-history = pop.fit(
-    x[train], y[train], batch_size=64, epochs=args.epochs, steps_per_epoch=16,
-    validation_data=(x[val], y[val]),
-    callbacks=[pd.PopDescent(elites=3, cv_batch_size=300)],
-    verbose=0,
-)
+if args.budget_aware:  # the same budget, spent by a shrinking, annealed population
+    history = pop.fit(x[train], y[train], batch_size=64, member_steps=args.epochs * 16 * 5,
+                      steps_per_epoch=4, validation_data=(x[val], y[val]),
+                      callbacks=[pd.PopDescent(budget_aware=True, cv_batch_size=300)], verbose=0)
+else:
+    history = pop.fit(
+        x[train], y[train], batch_size=64, epochs=args.epochs, steps_per_epoch=16,
+        validation_data=(x[val], y[val]),
+        callbacks=[pd.PopDescent(elites=3, cv_batch_size=300)],
+        verbose=0,
+    )
 
 best = pop.best_model()  # a plain compiled keras.Model, chosen on validation data
 test_loss, test_accuracy = best.evaluate(x[test], y[test], verbose=0)

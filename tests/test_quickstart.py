@@ -23,3 +23,13 @@ def test_quickstart_prints_the_best_members_result():
     assert "gradient steps (all members): 240" in completed.stdout
     assert "best member's test loss:" in completed.stdout
     assert "learning_rate" in completed.stdout and "'l2'" in completed.stdout
+
+
+def test_quickstart_budget_aware_spends_the_same_budget_and_returns_the_survivor():
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--epochs", "3", "--budget-aware"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "gradient steps (all members): 240" in completed.stdout
+    assert "best member: 0 " in completed.stdout  # one member is left
