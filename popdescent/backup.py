@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from popdescent.strategies.base import PopulationStrategy
-from popdescent.validation import is_population
+from popdescent.validation import check_integer, is_population
 
 __all__ = ["BackupAndRestore", "arrange_callbacks"]
 
@@ -117,9 +117,7 @@ class BackupAndRestore(keras.callbacks.Callback):
             raise ValueError(
                 f"directory must be a non-empty path (str or os.PathLike), got {directory!r}"
             )
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        self.every = int(every)
+        self.every = check_integer("every", every, minimum=1)
         self.directory = os.fspath(directory)
         self.path = os.path.join(self.directory, BACKUP_FILE)
         self.delete_checkpoint = bool(delete_checkpoint)

@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from popdescent.validation import check_integer
+
 __all__ = ["FusedTrainStep"]
 
 # Below this many trainable parameters per member, the optimizer update is a small part of a
@@ -54,12 +56,7 @@ class FusedTrainStep:
             )
         if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
-        if isinstance(steps_per_execution, bool) or not isinstance(
-            steps_per_execution, (int, np.integer)
-        ) or steps_per_execution < 1:
-            raise ValueError(
-                f"steps_per_execution must be an integer >= 1, got {steps_per_execution!r}"
-            )
+        check_integer("steps_per_execution", steps_per_execution, minimum=1)
         if not (
             jit_compile_updates is True or jit_compile_updates is False
             or jit_compile_updates == "auto"

@@ -29,14 +29,13 @@ from popdescent.training_data import (
     index_batches,
     validate_fit_arguments,
 )
+from popdescent.validation import check_integer
 
 __all__ = ["Population", "load_population"]
 
 
 def _check_size(size):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
-    return int(size)
+    return check_integer("size", size, minimum=2)
 
 
 @keras.saving.register_keras_serializable(package="popdescent")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from popdescent.validation import check_integer
+
 
 @dataclass(frozen=True)
 class FitData:
@@ -28,9 +30,7 @@ class FitData:
 
 
 def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_integer(name, value, minimum=minimum)
 
 
 def _as_array(name, value):
@@ -121,10 +121,7 @@ def validate_fit_arguments(
 
 def check_validation_freq(validation_freq) -> None:
     """Keras checks `validation_freq` only at the end of the first epoch; check it up front."""
-    if isinstance(validation_freq, bool) or not isinstance(
-        validation_freq, (int, np.integer)
-    ) or validation_freq < 1:
-        raise ValueError(f"validation_freq must be an integer >= 1, got {validation_freq!r}")
+    check_integer("validation_freq", validation_freq, minimum=1)
 
 
 def batch_indices(count, batch_size, seed, start_step, steps):

@@ -8,7 +8,6 @@ import pytest
 import popdescent as pd
 from popdescent.strategies.budget_aware import (
     RescueTracker,
-    check_rungs,
     plan_shrink,
     planned_sizes,
 )

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
-from popdescent.validation import is_population
+from popdescent.validation import check_integer, is_population
 
 
 class PopulationStrategy(keras.callbacks.Callback):
@@ -26,15 +26,13 @@ class PopulationStrategy(keras.callbacks.Callback):
     def __init__(self, every=1, cross_validation=True, fitness=inverse_loss_fitness,
                  cv_batch_size=640, seed=None):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
         if not isinstance(cv_batch_size, (int, np.integer)) or cv_batch_size < 1:
             raise ValueError(f"cv_batch_size must be an integer >= 1, got {cv_batch_size!r}")
         if not callable(fitness):
             raise TypeError(f"fitness must be callable (losses -> fitness), got {fitness!r}")
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.every = int(every)
+        self.every = check_integer("every", every, minimum=1)
         self.cross_validation = bool(cross_validation)
         self.fitness_function = fitness
         self.cv_batch_size = int(cv_batch_size)

@@ -11,6 +11,7 @@ import numpy as np
 from popdescent.hyperparameters import Choice
 from popdescent.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
 from popdescent.strategies.base import PopulationStrategy
+from popdescent.validation import check_integer
 
 __all__ = ["PBT", "ExploitPlan", "plan_exploit", "explore"]
 
@@ -131,9 +132,7 @@ class PBT(PopulationStrategy):
         cv_batch_size=640,
         seed=None,
     ):
-        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) \
-                or interval < 1:
-            raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
+        check_integer("interval", interval, minimum=1)
         super().__init__(every=interval, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
         self.quantile_fraction = self._check_fraction(

@@ -18,6 +18,7 @@ from popdescent.selection import (
 )
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.budget_aware import BudgetAwareness, due_size, plan_shrink
+from popdescent.validation import check_integer
 
 
 @dataclass(frozen=True)
@@ -159,9 +160,7 @@ class PopDescent(PopulationStrategy):
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
-        if isinstance(elites, bool) or not isinstance(elites, (int, np.integer)) or elites < 1:
-            raise ValueError(f"elites must be an integer >= 1, got {elites!r}")
-        self.elites = int(elites)
+        self.elites = check_integer("elites", elites, minimum=1)
         self.weight_noise = self.check_noise("weight_noise", weight_noise)
         self.hyperparameter_noise = self.check_noise("hyperparameter_noise", hyperparameter_noise)
         self.mutate = bool(mutate)
