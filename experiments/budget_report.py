@@ -185,6 +185,70 @@ def write_figure(groups, path) -> None:
     plt.close(figure)
 
 
+def _sweep(sweep_dir, dataset, scale):
+    """{learning rate: record} of the single-run sweep (`adam-decay` at fixed rates)."""
+    runs = {}
+    root = pathlib.Path(sweep_dir)
+    for path in sorted(root.glob("*/records.jsonl")) if root.is_dir() else []:
+        for record in latest_records(path.parent):
+            if record["dataset"] == dataset and record.get("scale") == scale:
+                runs[record["details"]["hyperparameters"]["learning_rate"]] = record
+    return runs
+
+
+def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
+    """Short-horizon bias and the remedy in one figure: left, the learning rate of the fittest
+    member at each selection of the budget-aware runs (what a selection at that horizon
+    would keep) and the rate each run returned, against member-steps; right, single runs at
+    fixed rates, their loss early (first curve point) and at the end of the budget, which
+    shows the rate a full run prefers. False when there is nothing to draw."""
+    runs = [r for r in groups.get((dataset, "paper"), []) if r["method"] == "popdescent-budget"]
+    sweep = _sweep(sweep_dir, dataset, scale)
+    for record in groups.get((dataset, "paper"), []):
+        if record["method"] == "adam-decay":
+            sweep.setdefault(record["details"]["hyperparameters"]["learning_rate"], record)
+    if not runs and not sweep:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for record in sorted(runs, key=lambda r: r["seed"]):
+        steps, rates = [], []
+        for entry in record["details"]["lineage"]:
+            fitness = np.array([np.nan if f is None else f for f in entry["fitness"]])
+            if np.isfinite(fitness).any() and len(fitness) > 1:
+                steps.append(entry["gradient_steps"])
+                rates.append(entry["learning_rate"][int(np.nanargmax(fitness))])
+        line, = left.plot(steps, rates, marker=".", label=f"seed {record['seed']}: fittest")
+        left.plot([record["gradient_steps"]], [record["details"]["hyperparameters"]
+                                               ["learning_rate"]],
+                  marker="*", markersize=12, color=line.get_color())
+    if sweep:
+        best = min(sweep, key=lambda rate: sweep[rate]["test_loss"])
+        left.axhline(best, color="black", linestyle="--", label="best single full run")
+        rates = sorted(sweep)
+        right.plot(rates, [sweep[r]["curve"][0][1] for r in rates], marker="o",
+                   label=f"after {sweep[rates[0]]['curve'][0][0]} steps (validation)")
+        right.plot(rates, [sweep[r]["test_loss"] for r in rates], marker="o",
+                   label="after the whole budget (test)")
+        right.set_xscale("log")
+        right.set_xlabel("learning rate (Adam + budget schedule, seed 5)")
+        right.set_ylabel("loss")
+        right.legend(fontsize=8)
+    left.set_yscale("log")
+    left.set_xlabel("member-steps")
+    left.set_ylabel("learning rate (star: returned member)")
+    left.set_title("budget-aware PopDescent: whom selection keeps")
+    left.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.budget_report",
                                      description=__doc__.split("\n\n")[0])
@@ -192,12 +256,15 @@ def main(argv=None) -> int:
     parser.add_argument("--robustness", default="results/robustness")
     parser.add_argument("--scale", default="quick")
     parser.add_argument("--docs", default="docs")
+    parser.add_argument("--sweep", default="results/lr_sweep",
+                        help="single runs at fixed rates (benchmark --out DIR/<rate>)")
     args = parser.parse_args(argv)
     groups = load(args.results, args.robustness, args.scale)
     docs = pathlib.Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     print(write_markdown(groups, docs / "budget_aware.md", args.scale))
     write_figure(groups, docs / "budget_aware.png")
+    write_bias_figure(groups, args.sweep, args.scale, docs / "budget_aware_bias.png")
     return 0
 
 
