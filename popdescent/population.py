@@ -88,6 +88,9 @@ class Population(FusedTrainStep, keras.Model):
                 "Population's fused train step is written for the TensorFlow backend; "
                 f"KERAS_BACKEND is {keras.backend.backend()!r}"
             )
+        # A population that shrank (keep_members) is saved with fewer than two members; only
+        # loading it may rebuild one that small.
+        minimum_size = kwargs.pop("_minimum_size", 2)
         super().__init__(name=name, **kwargs)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -97,7 +100,8 @@ class Population(FusedTrainStep, keras.Model):
         member_seeds, hyper_seed, self.data_seed, self.strategy_seed = np.random.SeedSequence(
             self.seed
         ).generate_state(4)
-        self.members = self._make_members(model_or_builder, size, int(member_seeds))
+        self.members = self._make_members(model_or_builder, size, int(member_seeds),
+                                          minimum_size)
         self.size = len(self.members)
         self.live_hyperparameters = LiveHyperparameters(self.members, hyperparameters)
         # An attribute list, so that Keras tracks (and `save` writes) these variables.
@@ -134,13 +138,14 @@ class Population(FusedTrainStep, keras.Model):
         self.compile()
 
     # ----------------------------------------------------------------- construction
-    def _make_members(self, model_or_builder, size, member_seed):
+    def _make_members(self, model_or_builder, size, member_seed, minimum_size=2):
         seeds = np.random.SeedSequence(member_seed).generate_state(256)
         if isinstance(model_or_builder, (list, tuple)):
             members = list(model_or_builder)
             if size is not None and _check_size(size) != len(members):
                 raise ValueError(f"size={size} but {len(members)} models were given")
-            _check_size(len(members))
+            if len(members) < minimum_size:
+                _check_size(len(members))
             for index, member in enumerate(members):
                 members_lib.check_compiled_model(member, f"model_or_builder[{index}]")
                 if not member.optimizer.built:
@@ -289,13 +294,20 @@ class Population(FusedTrainStep, keras.Model):
                 f"got {indices}"
             )
         indices = sorted(indices)
-        for index in reversed(range(self.size)):  # pop untracks the variables from Keras
+        # Keras tracks what these lists hold (save writes it): pop in place, which untracks,
+        # rather than assigning new lists, which would leave the old entries tracked.
+        for index in reversed(range(self.size)):
             if index not in indices:
                 self.members.pop(index)
                 self._loss_trackers.pop(index)
+                kernels = self._l2_kernels.pop(index)
+                while kernels:
+                    kernels.pop()
         self.live_hyperparameters.keep(indices)
-        self._hyperparameter_variables = self.live_hyperparameters.own_variables()
-        self._l2_kernels = [self._l2_kernels[i] for i in indices]
+        kept = {id(variable) for variable in self.live_hyperparameters.own_variables()}
+        for position in reversed(range(len(self._hyperparameter_variables))):
+            if id(self._hyperparameter_variables[position]) not in kept:
+                self._hyperparameter_variables.pop(position)
         self.origins = [self.origins[i] for i in indices]
         if self._initial_weights is not None:
             self._initial_weights = [self._initial_weights[i] for i in indices]
@@ -575,19 +587,23 @@ class Population(FusedTrainStep, keras.Model):
             "hyperparameters": {name: prior.get_config() for name, prior in self.priors.items()},
             "seed": self.seed,
             "l2_layers": self.l2_layers,
+            "origins": list(self.origins),
         }
 
     @classmethod
     def from_config(cls, config):
         members = [keras.saving.deserialize_keras_object(c) for c in config["members"]]
         priors = {name: prior_from_config(c) for name, c in config["hyperparameters"].items()}
-        return cls(
+        population = cls(
             members,
             hyperparameters=priors,
             seed=config["seed"],
             l2_layers=config["l2_layers"],
             name=config["name"],
+            _minimum_size=1,
         )
+        population.origins = list(config.get("origins", population.origins))
+        return population
 
 
 def load_population(path, safe_mode=True) -> Population:

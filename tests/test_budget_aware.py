@@ -313,3 +313,18 @@ def test_relative_weight_noise_scales_with_each_variables_own_spread(problem):
     assert np.std(delta) == pytest.approx(0.1 * np.std(before[0]), rel=0.3)
     bias_delta = pop.member(0).trainable_variables[1].numpy() - before[1]
     assert np.all(bias_delta == 0)  # a zero bias has no spread: no noise
+
+
+def test_a_shrunk_population_saves_and_loads_with_its_survivors(problem, tmp_path):
+    pop = population()
+    budget_fit(pop, problem, member_steps=400)
+    assert pop.size == 1
+    pop.save(tmp_path / "shrunk.keras")
+    loaded = pd.load_population(tmp_path / "shrunk.keras")
+    assert loaded.size == 1 and loaded.gradient_steps == 400
+    assert loaded.hyperparameter_values() == pop.hyperparameter_values()
+    for a, b in zip(pop.member(0).get_weights(), loaded.member(0).get_weights(), strict=True):
+        assert np.array_equal(a, b)
+    x, _, x_val, _ = problem
+    np.testing.assert_allclose(loaded.predict(x_val, verbose=0)[0],
+                               pop.predict(x_val, verbose=0)[0], rtol=1e-6)
