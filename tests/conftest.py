@@ -1,9 +1,15 @@
-"""Shared fixtures: tiny data and tiny compiled models, so core tests run in seconds."""
+"""Shared fixtures: tiny data and tiny compiled models, so core tests run in seconds.
+
+Tests never download: `POPDESCENT_DOWNLOAD=0` switches `popdescent.datasets`' Keras fallback
+off here and in every subprocess a test starts; a test without its data files skips, or fails
+under `CI=true` (`tests.helpers.data.skip_without_data`).
+"""
 
 import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["POPDESCENT_DOWNLOAD"] = "0"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

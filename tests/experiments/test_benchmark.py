@@ -15,6 +15,7 @@ from experiments import benchmark, methods, report
 from experiments.core import contract, records as records_module
 from experiments.core.data import SMOKE_DATA
 from experiments.core.records import RECORDS_FILE, read_records, write_record
+from tests.helpers.data import skip_without_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("POPDESCENT_DATA") or REPO_ROOT.parent / "shared" / "datasets")
@@ -23,9 +24,9 @@ SMOKE = ["--method", "popdescent", "--seeds", "5", "--scale", "smoke", "--quiet"
 
 def _with_data(monkeypatch):
     if not (SHARED_DATA / "cifar-10-batches-py").is_dir():
-        pytest.skip(f"CIFAR-10 not found under {SHARED_DATA}: set POPDESCENT_DATA")
+        skip_without_data(f"CIFAR-10 not found under {SHARED_DATA}: set POPDESCENT_DATA")
     if not Path("/usr/share/datasets/fashion-mnist").is_dir():
-        pytest.skip("apt-get install dataset-fashion-mnist")
+        skip_without_data("apt-get install dataset-fashion-mnist")
     monkeypatch.setenv("POPDESCENT_DATA", str(SHARED_DATA))
 
 

@@ -17,6 +17,7 @@ from experiments.core import contract
 from experiments.core.data import SMOKE_DATA, load_splits
 from popdescent import Population
 from popdescent import members as members_lib
+from tests.helpers.data import skip_without_data
 
 ARGUMENTS = ["--scale", "smoke", "--methods", "popdescent", "--datasets", "fmnist",
              "--model", "mlp"]
@@ -28,7 +29,7 @@ def reproduced(tmp_path_factory):
         try:
             load_splits(dataset, "smoke")
         except FileNotFoundError as error:
-            pytest.skip(f"{dataset} files not found: {error}")
+            skip_without_data(f"{dataset} files not found: {error}")
     out = tmp_path_factory.mktemp("reproduce")
     assert reproduce.main([*ARGUMENTS, "--out", str(out), "--quiet"]) == 0
     return out

@@ -10,13 +10,14 @@ import pytest
 
 from experiments.core.contract import MethodContext, MethodResult, get_budget
 from experiments.core.data import load_splits
+from tests.helpers.data import skip_without_data
 
 
 def smoke_context(method, work_dir, regularization=False, **options) -> MethodContext:
     try:
         data = load_splits("fmnist", "smoke")
     except FileNotFoundError as error:
-        pytest.skip(f"Fashion-MNIST files not found: {error}")
+        skip_without_data(f"Fashion-MNIST files not found: {error}")
     return MethodContext(method=method, dataset="fmnist", seed=5, scale="smoke",
                          regularization=regularization, data=data,
                          budget=get_budget("fmnist", "smoke"), work_dir=work_dir, verbose=0,

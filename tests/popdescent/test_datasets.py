@@ -16,6 +16,7 @@ from popdescent.datasets import (
     DatasetSplits,
     load_dataset,
 )
+from tests.helpers.data import skip_without_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CIFAR_BASE = Path(os.environ.get("POPDESCENT_DATA") or REPO_ROOT.parent / "shared" / "datasets")
@@ -25,14 +26,15 @@ CIFAR_DIR = CIFAR_BASE / "cifar-10-batches-py"
 @pytest.fixture(scope="module")
 def fmnist():
     if not SYSTEM_FMNIST_DIR.is_dir():
-        pytest.skip(f"{SYSTEM_FMNIST_DIR} absent: apt-get install dataset-fashion-mnist")
+        skip_without_data(f"{SYSTEM_FMNIST_DIR} absent: apt-get install dataset-fashion-mnist")
     return load_dataset("fmnist", data_dir=SYSTEM_FMNIST_DIR, download=False)
 
 
 @pytest.fixture(scope="module")
 def cifar10():
     if not CIFAR_DIR.is_dir():
-        pytest.skip(f"{CIFAR_DIR} absent: set POPDESCENT_DATA to the shared datasets directory")
+        skip_without_data(
+            f"{CIFAR_DIR} absent: set POPDESCENT_DATA to the shared datasets directory")
     return load_dataset("cifar10", data_dir=CIFAR_BASE, download=False)
 
 
@@ -331,3 +333,15 @@ def test_splits_are_immutable(tmp_path):
     assert isinstance(splits, DatasetSplits)
     with pytest.raises(AttributeError):
         splits.name = "cifar10"
+
+
+def test_the_download_variable_switches_the_download_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("POPDESCENT_DATA", str(tmp_path))
+    monkeypatch.setenv("POPDESCENT_DOWNLOAD", "0")
+    with pytest.raises(DatasetNotFoundError) as caught:
+        load_dataset("cifar10")  # download=True, but the variable wins: no network is tried
+    assert "disabled (POPDESCENT_DOWNLOAD=0)" in str(caught.value)
+
+
+def test_the_suite_never_downloads():
+    assert os.environ.get("POPDESCENT_DOWNLOAD") == "0"  # set by tests/conftest.py

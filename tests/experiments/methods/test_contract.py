@@ -18,6 +18,7 @@ from experiments.core.contract import Budget, MethodContext, MethodResult
 from experiments.core.data import load_splits
 from experiments.core.evaluation import loss_and_accuracy
 from experiments.methods import METHODS, get_method
+from tests.helpers.data import skip_without_data
 
 # Smaller than the smoke scale, so that all methods run twice in about a minute: a
 # population of 3, two iterations of one step, batches of 16. The scale stays "smoke", so
@@ -33,7 +34,7 @@ def tiny_data():
     try:
         splits = load_splits("fmnist", "smoke")
     except FileNotFoundError as error:
-        pytest.skip(f"Fashion-MNIST files not found: {error}")
+        skip_without_data(f"Fashion-MNIST files not found: {error}")
     return dataclasses.replace(
         splits,
         x_train=splits.x_train[:TINY_DATA["train"]], y_train=splits.y_train[:TINY_DATA["train"]],
