@@ -13,7 +13,8 @@ up there about five times a run, so the same command run again after a crash res
 from its last backup, to the record an uninterrupted run would have written (its wall time
 counts the restored iterations' seconds, not the work the crash lost; `resumed` says from
 where). `adam` and `random` start their run over. `--force` starts over too.
-`python -m experiments.report OUT` makes the table and the figure.
+`python -m experiments.report OUT` makes the table and the figure. `--option model=mlp` trains a
+tiny MLP instead of the paper's CNNs (the harness's own tests; records keep the option).
 
 Evaluation (the harness's, the same for every method): the returned model's cross-entropy and
 accuracy on the whole test half, and its loss on a fixed 5,000-image training subset (seed 0).

@@ -2,7 +2,8 @@
 
     python -m experiments.robustness --dataset fmnist cifar10 --seeds 5 15 24 \\
         --scale smoke|small [--method adam pbt ...] [--range too-small ...] \\
-        [--out results/robustness] [--docs DIR] [--data-dir D] [--force] [--quiet] [--render-only]
+        [--out results/robustness] [--docs DIR] [--data-dir D] [--model cnn|mlp] [--force] \\
+        [--quiet] [--render-only]
 
 Ranges (`RANGES`): too small [1e-6, 1e-5], too large [0.05, 0.5] and the paper's [1e-4, 1e-2].
 Each method gets the range through `MethodContext.options["lr_range"]` and honours it: `adam`
@@ -30,7 +31,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from experiments.core.contract import DATASETS, SCALES, get_budget  # noqa: E402
+from experiments.core.contract import DATASETS, MODELS, SCALES, get_budget  # noqa: E402
 from experiments.core.data import load_splits  # noqa: E402
 from experiments.core.records import RECORDS_FILE, read_records, record_key  # noqa: E402
 from experiments.core.runner import Job, run_jobs  # noqa: E402
@@ -93,6 +94,8 @@ def parse_args(argv=None):
                         help="where robustness.md and robustness_lr.png go (default: --out)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="directory holding the dataset files (default: see datasets.py)")
+    parser.add_argument("--model", choices=MODELS, default="cnn",
+                        help="cnn: the paper's CNNs; mlp: a tiny stand-in for fast tests")
     parser.add_argument("--force", action="store_true", help="rerun finished records")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no log lines")
     parser.add_argument("--render-only", action="store_true",
@@ -129,6 +132,8 @@ def run_pending(args, parser, runs, log) -> None:
             for seed in args.seeds:
                 for name in args.method:
                     options = method_options(name, range_name)
+                    if args.model != "cnn":
+                        options["model"] = args.model
                     jobs.append(Job(
                         method=name, dataset=dataset, seed=seed, scale=args.scale,
                         regularization=False, budget=get_budget(dataset, args.scale),

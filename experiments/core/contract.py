@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from experiments.core.models import INPUT_SHAPES, build_model
 from experiments.core.validation import check_choice, check_positive_number
 
 __all__ = [
@@ -61,6 +62,9 @@ __all__ = [
     "learning_rate_bounds",
     "learning_rate_prior",
     "geometric_middle",
+    "MODELS",
+    "model_name",
+    "build_context_model",
 ]
 
 DATASETS = ("fmnist", "cifar10")
@@ -138,8 +142,9 @@ class MethodContext:
         verbose: Keras verbosity for `fit` (0 silent, 1 progress bar, 2 one line per epoch).
         options: method-specific options, e.g. {"esgd_optimizer": "adam"}; every method
             honours {"lr_range": [low, high]} (where learning rates start, see
-            `learning_rate_range`) and the online ones {"lr_bounds": [low, high]} (how far
-            they may move them).
+            `learning_rate_range`), {"model": "cnn" | "mlp"} (which model it trains, see
+            `model_name`) and the online ones {"lr_bounds": [low, high]} (how far they may
+            move them).
     """
 
     method: str
@@ -245,3 +250,23 @@ def make_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE) -> keras.optimi
     return keras.optimizers.Adam(learning_rate=float(learning_rate))
 
 
+# What options["model"] may name: "cnn", the paper's CNN of the dataset (default), or the tiny
+# "mlp"
+# (Flatten -> Dense(64) -> Dense(10)) that lets the harness's own tests run every method end
+# to end without training the 4.5M-parameter Fashion-MNIST CNN.
+MODELS = ("cnn", "mlp")
+
+
+def model_name(context: MethodContext) -> str:
+    """The `build_model` name of the model a method trains: the dataset's CNN, or "mlp" with
+    `context.options["model"] == "mlp"`."""
+    choice = context.options.get("model", "cnn")
+    check_choice("options['model']", choice, MODELS)
+    return context.dataset if choice == "cnn" else "mlp"
+
+
+def build_context_model(context: MethodContext, regularization="none", l2=1e-3) -> keras.Model:
+    """`build_model` of `model_name(context)`, uncompiled, shaped for the context's dataset."""
+    name = model_name(context)
+    shape = INPUT_SHAPES[context.dataset] if name == "mlp" else None
+    return build_model(name, regularization=regularization, l2=l2, input_shape=shape)

@@ -28,12 +28,13 @@ from experiments.core.contract import (
     DEFAULT_LEARNING_RATE,
     MethodContext,
     MethodResult,
+    build_context_model,
     geometric_middle,
     learning_rate_range,
     make_optimizer,
 )
 from experiments.core.evaluation import validation_loss
-from experiments.core.models import build_model, paper_loss
+from experiments.core.models import paper_loss
 
 __all__ = ["run", "BestCheckpoint", "FIXED_L2"]
 
@@ -82,9 +83,9 @@ def run(context: MethodContext) -> MethodResult:
     keras.utils.set_random_seed(context.seed)
     budget, data = context.budget, context.data
     if context.regularization:
-        model = build_model(context.dataset, regularization="dense", l2=FIXED_L2)
+        model = build_context_model(context, regularization="dense", l2=FIXED_L2)
     else:
-        model = build_model(context.dataset, regularization="none")
+        model = build_context_model(context)
     model.compile(optimizer=make_optimizer(learning_rate), loss=paper_loss())
     checkpoint = BestCheckpoint(data, started)
     steps_per_check = budget.steps_per_iteration * budget.population_size

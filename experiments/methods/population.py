@@ -12,9 +12,9 @@ import time
 
 import keras
 
-from experiments.core.contract import MethodContext, MethodResult
+from experiments.core.contract import MethodContext, MethodResult, build_context_model
 from experiments.core.evaluation import validation_loss
-from experiments.core.models import HIDDEN_DENSE_NAME, build_model, paper_loss
+from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
 from popdescent import BackupAndRestore, Population
 
 
@@ -71,7 +71,7 @@ def build_population(context: MethodContext, hyperparameters: dict, make_optimiz
     losses stay pure cross-entropy)."""
 
     def build(index):
-        model = build_model(context.dataset, regularization="none")
+        model = build_context_model(context)
         model.compile(optimizer=make_optimizer(), loss=paper_loss())
         return model
 

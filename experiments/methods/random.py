@@ -3,9 +3,10 @@ and its bookkeeping are `baselines.random_search`).
 
 The real `keras_tuner.RandomSearch`, set up as the paper describes it: 25 trials of 2
 executions each, learning rate log-uniform in [1e-4, 1e-2] (or `options["lr_range"]`; Adam,
-every method's local optimizer), with regularization also an L2 rate log-uniform in
-[1e-6, 1e-1] on the hidden Dense kernel, trials scored on validation loss; then the best configuration is retrained for
-up to 20 epochs with EarlyStopping(val_loss, patience 2, restore_best_weights=True).
+every method's local optimizer), with regularization also an L2 rate log-uniform in [1e-6,
+1e-1] on the hidden Dense kernel, trials scored on validation loss; then the best configuration
+is retrained for up to 20 epochs with EarlyStopping(val_loss, patience 2,
+restore_best_weights=True).
 
 Each execution and each retraining epoch is one "epoch" of `steps_per_epoch` steps: a full
 pass over the training data at paper scale (938 steps on Fashion-MNIST, as in the paper),
@@ -41,9 +42,10 @@ from experiments.core.contract import (
     get_budget,
     learning_rate_range,
     make_optimizer,
+    model_name,
 )
 from experiments.core.evaluation import validation_loss
-from experiments.core.models import build_model, paper_loss
+from experiments.core.models import INPUT_SHAPES, build_model, paper_loss
 
 __all__ = ["run", "PaperHyperModel", "search_schedule", "SEARCH"]
 
@@ -54,24 +56,29 @@ SEARCH = {"paper": (25, 2, 20), "small": (25, 2, 20), "smoke": (2, 2, 3)}
 class PaperHyperModel(RecordingHyperModel):
     """The paper's model with a tuned Adam learning rate (and L2 rate); `fit` records every
     execution's hyperparameters, gradient steps, validation loss and the seconds since
-    `started` (default: when the hypermodel is made) in `executions`."""
+    `started` (default: when the hypermodel is made) in `executions`. `model` is "cnn" (the
+    dataset's CNN) or "mlp" (the tiny stand-in for tests, see `model_name`)."""
 
     def __init__(self, dataset, regularization, data, learning_rate_range=LEARNING_RATE_RANGE,
-                 started=None):
+                 started=None, model="cnn"):
         super().__init__(lambda model: validation_loss(model, data), started,
                          name="paper_model")
         self.dataset = dataset
         self.regularization = regularization
         self.data = data
         self.learning_rate_range = tuple(float(rate) for rate in learning_rate_range)
+        self.model_name = dataset if model == "cnn" else "mlp"
+        self.input_shape = INPUT_SHAPES[dataset] if model == "mlp" else None
 
     def build(self, hp):
         learning_rate = hp.Float("learning_rate", *self.learning_rate_range, sampling="log")
         if self.regularization:
             l2 = hp.Float("l2", *L2_RANGE, sampling="log")
-            model = build_model(self.dataset, regularization="dense", l2=l2)
+            model = build_model(self.model_name, regularization="dense", l2=l2,
+                                input_shape=self.input_shape)
         else:
-            model = build_model(self.dataset, regularization="none")
+            model = build_model(self.model_name, regularization="none",
+                                input_shape=self.input_shape)
         model.compile(optimizer=make_optimizer(learning_rate), loss=paper_loss())
         return model
 
@@ -91,11 +98,12 @@ def run(context: MethodContext) -> MethodResult:
     """Random search with KerasTuner, then the best configuration retrained."""
     started = time.perf_counter()
     search_space = learning_rate_range(context)  # validates lr_range before training
+    model_name(context)  # validates the model option before training
     keras.utils.set_random_seed(context.seed)
     schedule = search_schedule(context)
     data, budget = context.data, context.budget
     hypermodel = PaperHyperModel(context.dataset, context.regularization, data, search_space,
-                                 started)
+                                 started, model=context.options.get("model", "cnn"))
     tuner = random_search_tuner(hypermodel, schedule["trials"],
                                 schedule["executions_per_trial"], context.seed,
                                 context.work_dir / "keras_tuner")

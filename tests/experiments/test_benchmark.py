@@ -19,7 +19,9 @@ from tests.helpers.data import skip_without_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("POPDESCENT_DATA") or REPO_ROOT.parent / "shared" / "datasets")
-SMOKE = ["--method", "popdescent", "--seeds", "5", "--scale", "smoke", "--quiet"]
+# The harness's own tests train the tiny MLP (`--option model=mlp`), not the paper's CNNs.
+TINY = ["--option", "model=mlp"]
+SMOKE = ["--method", "popdescent", "--seeds", "5", "--scale", "smoke", "--quiet", *TINY]
 
 
 def _with_data(monkeypatch):
@@ -214,7 +216,7 @@ def test_run_killed_mid_training_resumes_from_its_backup_to_the_same_record(
     # the same command run again restores iteration 1 and trains only iteration 2.
     _with_data(monkeypatch)
     argv = ["--dataset", "fmnist", "--method", method, "--seeds", "5", "--scale", "smoke",
-            "--quiet"]
+            "--quiet", *TINY]
     crashed = subprocess.run(
         [sys.executable, str(REPO_ROOT / "tests" / "helpers" / "crash_after_backup.py"), "1",
          "experiments.benchmark", *argv, "--out", str(tmp_path / "resumed")],

@@ -21,7 +21,7 @@ from experiments.methods.random import PaperHyperModel
 from experiments.reports import robustness as robustness_report
 from experiments.core.records import read_records
 
-SMOKE = ["--dataset", "fmnist", "--seeds", "5", "--scale", "smoke", "--quiet",
+SMOKE = ["--dataset", "fmnist", "--seeds", "5", "--scale", "smoke", "--quiet", "--model", "mlp",
          "--method", "adam", "popdescent", "--range", "too-small", "too-large"]
 
 
@@ -43,9 +43,10 @@ def test_each_range_gets_its_own_records_with_the_range_in_the_options(study):
         records = _records(study, range_name)
         assert sorted(records) == ["adam", "popdescent"]
         low, high = robustness.RANGES[range_name]
-        assert records["adam"]["options"] == {"lr_range": [low, high]}
+        assert records["adam"]["options"] == {"lr_range": [low, high], "model": "mlp"}
         assert records["popdescent"]["options"] == {"lr_range": [low, high],
-                                                    "lr_bounds": list(robustness.BOUNDS)}
+                                                    "lr_bounds": list(robustness.BOUNDS),
+                                                    "model": "mlp"}
         assert all(r["robustness_range"] == range_name and r["scale"] == "smoke"
                    for r in records.values())
     assert not robustness.records_path(study, "paper").exists()
