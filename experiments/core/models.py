@@ -11,11 +11,10 @@ Regularization variants:
   "all":   L2(l2) on every Conv2D and Dense kernel, the ablation.
 """
 
-import math
-import numbers
-
 import keras
 import numpy as np
+
+from experiments.core.validation import check_choice, check_non_negative_number, is_integer
 
 MODEL_NAMES = ("fmnist", "cifar10", "mlp")
 REGULARIZATIONS = ("none", "dense", "all")
@@ -116,15 +115,10 @@ class _KernelOptions:
 
 
 def _validate(dataset, regularization, l2, seed, input_shape):
-    if dataset not in MODEL_NAMES:
-        raise ValueError(f"dataset must be one of {MODEL_NAMES}, got {dataset!r}")
-    if regularization not in REGULARIZATIONS:
-        raise ValueError(
-            f"regularization must be one of {REGULARIZATIONS}, got {regularization!r}"
-        )
-    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not 0 <= l2 < math.inf:
-        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+    check_choice("dataset", dataset, MODEL_NAMES)
+    check_choice("regularization", regularization, REGULARIZATIONS)
+    check_non_negative_number("l2", l2)
+    if seed is not None and (not is_integer(seed, int) or seed < 0):
         raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
     if input_shape is not None:
         if dataset != "mlp":

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 
 from baselines.grid_search import (
+    LEARNING_RATES,
     PAPER_STEPS_PER_MODEL,
     FixedBatchFitness,
     grid_points,
     grid_priors,
     spread_learning_rates,
-    LEARNING_RATES,
 )
 from experiments.core.contract import (
     MethodContext,

@@ -1,4 +1,5 @@
-"""PopDescent as a benchmark method: `run(context) -> MethodResult` (see `experiments.core.contract`).
+"""PopDescent as a benchmark method: `run(context) -> MethodResult` (see
+`experiments.core.contract`).
 
 One `popdescent.Population` of `budget.population_size` paper models, each with its own Adam
 whose learning rate is a live hyperparameter drawn log-uniformly from [1e-4, 1e-2] (or from
@@ -8,11 +9,11 @@ kernel (the "none" model variant, so the population, not a fixed Keras regulariz
 penalty). `PopDescent(elites=budget.elites)` selects and mutates at the end of every iteration
 on a freshly sampled `budget.cv_batch_size`-image batch of the validation half.
 
-The curve (`experiments.methods.population.BestMemberCurve`) has one point per iteration: the validation
-loss, on the whole 5,000-image validation half, of the member PopDescent would return at that
-moment (the fittest by its CV fitness). Measuring one member instead of all five keeps the
-cost at ~1.2 s (FMNIST) / ~6 s (CIFAR-10) per iteration; Keras' own validation pass over all
-members would cost five times that, so it is switched off. The returned model is
+The curve (`experiments.methods.population.BestMemberCurve`) has one point per iteration: the
+validation loss, on the whole 5,000-image validation half, of the member PopDescent would
+return at that moment (the fittest by its CV fitness). Measuring one member instead of all five
+keeps the cost at ~1.2 s (FMNIST) / ~6 s (CIFAR-10) per iteration; Keras' own validation pass
+over all members would cost five times that, so it is switched off. The returned model is
 `population.best_model()`: chosen by validation fitness only.
 """
 

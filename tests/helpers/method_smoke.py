@@ -6,7 +6,6 @@ import math
 
 import keras
 import numpy as np
-import pytest
 
 from experiments.core.contract import MethodContext, MethodResult, get_budget
 from experiments.core.data import load_splits
