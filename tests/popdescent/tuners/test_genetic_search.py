@@ -96,7 +96,15 @@ def test_tiny_search_with_real_keras_models(tmp_path, capsys):
 
     assert len(tuner.oracle.trials) == 4
     assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-    assert isinstance(tuner.get_best_models(1)[0], keras.Model)
+    best_model = tuner.get_best_models(1)[0]
+    assert isinstance(best_model, keras.Model)
+    # The model handed back is the best trial's: its loss on the validation quarter (Keras'
+    # validation_split takes the last 25 %) is the score the oracle ranked the trial by.
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert best_trial.score == min(t.score for t in tuner.oracle.trials.values())
+    x_val, y_val = x[48:], x[48:].sum(axis=1)
+    assert best_model.evaluate(x_val, y_val, verbose=0) == pytest.approx(best_trial.score,
+                                                                         rel=1e-5)
     tuner.results_summary(2)
     assert "Origin: generation" in capsys.readouterr().out
 

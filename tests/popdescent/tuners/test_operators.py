@@ -149,3 +149,27 @@ def test_propose_returns_the_best_predicted_candidates():
     order, predicted = invasive.propose(surrogate, [[0, 1], [1, 0]], [1.0, 2.0], candidates, 2)
     assert order == [3, 1] and predicted == pytest.approx([0.0, 0.3])
     assert surrogate.fitted == ((2, 2), (2,))
+
+
+def test_the_mlp_surrogate_learns_a_simple_target():
+    # What the invasive species rely on: fit on evaluated trials, the surrogate predicts
+    # unseen ones far better than their mean does, and orders them far better than chance.
+    rng = np.random.default_rng(0)
+    x = rng.random((160, 3))
+    y = x[:, 0] + 2 * x[:, 1] - x[:, 2]
+    surrogate = invasive.MLPSurrogate(seed=0).fit(x[:96], y[:96])
+    predicted = surrogate.predict(x[96:])
+    error = np.mean((predicted - y[96:]) ** 2)
+    assert error < 0.1 * np.var(y[96:])
+    ranks = np.argsort(np.argsort(predicted)), np.argsort(np.argsort(y[96:]))
+    assert np.corrcoef(*ranks)[0, 1] > 0.9
+
+
+def test_the_mlp_surrogate_error_falls_as_it_trains_longer():
+    rng = np.random.default_rng(1)
+    x = rng.random((64, 2))
+    y = np.sin(3 * x[:, 0]) + x[:, 1]
+    errors = [np.mean((invasive.MLPSurrogate(epochs=epochs, seed=0).fit(x, y).predict(x) - y)
+                      ** 2) for epochs in (1, 200)]
+    assert errors[1] < 0.1 * errors[0]
+
