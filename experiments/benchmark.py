@@ -66,7 +66,8 @@ def parse_args(argv=None):
                         help="seeds, one run each (default: 5; the paper's ten: "
                         f"{' '.join(map(str, PAPER_SEEDS))})")
     parser.add_argument("--scale", choices=SCALES, default="small",
-                        help="budget: smoke (seconds), small (~10 min a run on 2 cores), paper")
+                        help="budget: smoke (seconds), quick (a few min a run on 2 cores), small "
+                        "(~10 min), paper")
     parser.add_argument("--regularization", action="store_true",
                         help="also tune an L2 rate on the hidden Dense kernel")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,

@@ -11,6 +11,7 @@
 from popdescent.backup import BackupAndRestore
 from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
 from popdescent.population import Population, load_population
+from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import PBT, PopDescent, PopulationStrategy
 
 __version__ = "0.1.0"
@@ -32,6 +33,9 @@ __all__ = [
     "PopDescent",
     "PBT",
     "PopulationStrategy",
+    "BudgetSchedule",
+    "ScheduledLearningRate",
+    "StepwiseSchedule",
     "Prior",
     "LogUniform",
     "LogNormal",

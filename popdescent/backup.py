@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from popdescent.strategies.base import PopulationStrategy
+from popdescent.validation import is_population
 
 __all__ = ["BackupAndRestore", "arrange_callbacks"]
 
@@ -133,10 +134,8 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     # --------------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
-        from popdescent.population import Population
-
         population = self.model
-        if not isinstance(population, Population):
+        if not is_population(population):
             raise TypeError(
                 f"popdescent.BackupAndRestore runs on a popdescent.Population, got "
                 f"{type(population).__name__}; use keras.callbacks.BackupAndRestore for a model"
@@ -170,7 +169,9 @@ class BackupAndRestore(keras.callbacks.Callback):
                 f"optimizer state) after iteration {epoch}; the backup of the last good "
                 f"iteration is kept in {self.path!r}"
             )
-        if self.delete_checkpoint and epoch + 1 == self.params.get("epochs"):
+        if self.delete_checkpoint and (
+            epoch + 1 == self.params.get("epochs") or population.stop_training
+        ):
             return  # on_train_end would delete it at once
         write_backup(self.path, *collect_state(population, self.strategies, epoch + 1, self._run))
 
@@ -249,6 +250,7 @@ def collect_state(population, strategies, epoch, run):
         "epoch": int(epoch),
         "run": run,
         "nonfinite": [bool(b) for b in population.nonfinite],
+        "origins": [int(origin) for origin in population.origins],
         "lineage": population.lineage,
         "strategy_states": [s.get_state() for s in strategies],
     }
@@ -256,7 +258,11 @@ def collect_state(population, strategies, epoch, run):
 
 
 def restore_state(population, strategies, arrays, meta) -> None:
-    """Puts `collect_state`'s output back into the population and the strategies."""
+    """Puts `collect_state`'s output back into the population and the strategies; a
+    population that had shrunk (`keep_members`) shrinks again first."""
+    origins = meta.get("origins", list(range(population.size)))
+    if len(origins) < population.size:
+        population.keep_members([population.origins.index(origin) for origin in origins])
     for i, variable in enumerate(population.state_variables()):
         variable.assign(arrays[f"variable_{i:05d}"])
     population.fitness = arrays["fitness"].copy() if "fitness" in arrays else None

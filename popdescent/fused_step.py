@@ -132,6 +132,7 @@ class FusedTrainStep:
         variables = [member.trainable_variables for member in self.members]
         gradients = tape.gradient(total, variables)
         for index, (member, grads, weights) in enumerate(zip(self.members, gradients, variables)):
+            self.live_hyperparameters.apply_learning_rate(index)
             if self._member_updates is None:
                 member.optimizer.apply(grads, weights)
             else:

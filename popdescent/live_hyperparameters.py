@@ -5,6 +5,11 @@ next step with no recompilation and no retrace. Which variable a name means: `le
 and any other optimizer attribute held in a variable are the member optimizer's own; `l2` and
 `loss_scale` are variables of the population that its train step reads; a name with an
 `Inert` prior gets a variable that nothing reads (kept, mutated and recorded only).
+
+The learning rate is held twice: each member's *base* rate (what strategies mutate and the
+lineage records) and one population-wide `learning_rate_multiplier` (what a budget-aware
+schedule moves). The optimizer's own variable is set to base x multiplier before every update,
+so a mutation and a schedule compose: the mutation changes the base, the schedule scales it.
 """
 
 from __future__ import annotations
@@ -98,6 +103,22 @@ class LiveHyperparameters:
             name: [keras.Variable(0.0, trainable=False, name=f"{name}_{i}") for i in range(size)]
             for name, prior in self.priors.items() if isinstance(prior, Inert)
         }
+        rates = [learning_rate_variable(member) for member in members]
+        # The rate each member was compiled with, before any prior draws: what a
+        # budget-aware strategy protects (`compiled_learning_rates`).
+        self.compiled_learning_rates = [
+            None if rate is None else float(ops.convert_to_numpy(rate)) for rate in rates
+        ]
+        self.base_learning_rate = None
+        self.learning_rate_multiplier = None
+        if all(rate is not None for rate in rates):
+            self.base_learning_rate = [
+                keras.Variable(float(ops.convert_to_numpy(rate)), dtype=rate.dtype,
+                               trainable=False, name=f"base_learning_rate_{i}")
+                for i, rate in enumerate(rates)
+            ]
+            self.learning_rate_multiplier = keras.Variable(
+                1.0, trainable=False, name="learning_rate_multiplier")
 
     # ----------------------------------------------------------------- checks
     def _resolve_priors(self, hyperparameters):
@@ -155,7 +176,41 @@ class LiveHyperparameters:
             return self.loss_scale[index]
         if name in self.inert:
             return self.inert[name][index]
+        if name == "learning_rate" and self.base_learning_rate is not None:
+            return self.base_learning_rate[index]
         return getattr(self.members[index].optimizer, name)
+
+    def apply_learning_rate(self, index) -> None:
+        """Sets member `index`'s optimizer rate to its base rate x the schedule multiplier
+        (backend assigns; the fused step calls it before every update)."""
+        if self.base_learning_rate is None:
+            return
+        rate = learning_rate_variable(self.members[index])
+        rate.assign(self.base_learning_rate[index] * ops.cast(
+            self.learning_rate_multiplier, self.base_learning_rate[index].dtype))
+
+    def set_multiplier(self, value) -> None:
+        """The schedule's factor on every member's base learning rate, from the next step on."""
+        if self.learning_rate_multiplier is None:
+            raise ValueError(
+                "a learning-rate schedule needs every member's optimizer to hold its learning "
+                "rate in a variable (not a LearningRateSchedule)"
+            )
+        self.learning_rate_multiplier.assign(float(value))
+        for index in range(len(self.members)):
+            self.apply_learning_rate(index)
+
+    def keep(self, indices) -> None:
+        """Drops every member's variables but those of `indices` (the population's members
+        list, shared with this object, is trimmed by the population itself)."""
+        def trim(values):
+            return None if values is None else [values[i] for i in indices]
+
+        self.l2 = trim(self.l2)
+        self.loss_scale = trim(self.loss_scale)
+        self.inert = {name: trim(values) for name, values in self.inert.items()}
+        self.base_learning_rate = trim(self.base_learning_rate)
+        self.compiled_learning_rates = trim(self.compiled_learning_rates)
 
     def assign(self, index, values: dict) -> None:
         """Assigns `values` (name -> number) to member `index`, clipped to the priors' bounds."""
@@ -171,6 +226,8 @@ class LiveHyperparameters:
                 )
             variable = self.variable(index, name)
             variable.assign(_representable_within(self.priors[name], value, variable.dtype))
+            if name == "learning_rate":
+                self.apply_learning_rate(index)
 
     def values_of(self, index) -> dict:
         """Member `index`'s live values as Python floats."""
@@ -181,8 +238,11 @@ class LiveHyperparameters:
 
     def own_variables(self) -> list:
         """The variables this object created (not the optimizers'), in a fixed order: l2,
-        loss_scale, then each inert name's."""
+        loss_scale, each inert name's, the base learning rates, the schedule multiplier."""
         variables = list(self.l2 or []) + list(self.loss_scale or [])
         for inert in self.inert.values():
             variables.extend(inert)
+        variables.extend(self.base_learning_rate or [])
+        if self.learning_rate_multiplier is not None:
+            variables.append(self.learning_rate_multiplier)
         return variables

@@ -18,6 +18,8 @@ import tensorflow as tf
 from keras import ops
 
 from popdescent import members as members_lib
+from popdescent.backup import arrange_callbacks
+from popdescent.budget import MemberStepBudget, check_member_steps, planned_iterations
 from popdescent.fused_step import FusedTrainStep
 from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
@@ -111,13 +113,24 @@ class Population(FusedTrainStep, keras.Model):
         self._member_steps = keras.Variable(0, dtype="int64", trainable=False, name="steps")
         self._loss_trackers = [keras.metrics.Mean(name=f"loss_{i}") for i in range(self.size)]
         self.fitness = None
+        self.last_losses = None
         self.lineage = []
+        # Each member's hyperparameters and the step count when the lineage began (set by
+        # the first strategy to run), the origin of `exported_schedule`.
+        self.lineage_start = None
+        self.learning_rate_schedule = None
         self.training_data = None
         self.validation_data = None
         self.traces = 0  # Python side effect in the train step: counts (re)traces
         self._member_loss_function = None
         self._nonfinite_function = None
         self.nonfinite = np.zeros(self.size, dtype=bool)
+        # The slot each member held when the population was made: after a shrink
+        # (`keep_members`) it says which of the original members are left.
+        self.origins = list(range(self.size))
+        self.member_step_budget = None  # set by fit(member_steps=...)
+        self._budget_start = 0
+        self._initial_weights = None
         self.built = True
         self.compile()
 
@@ -199,9 +212,12 @@ class Population(FusedTrainStep, keras.Model):
         if source != destination:
             self.load_member_state(destination, self.member_state(source))
 
-    def perturb_weights(self, index, stddev, seed) -> None:
+    def perturb_weights(self, index, stddev, seed, relative=False) -> None:
         """Adds independent Gaussian noise N(0, stddev) to every trainable weight of member
-        `index`; `seed` (an int) makes the draw reproducible."""
+        `index`; `seed` (an int) makes the draw reproducible. With `relative`, each
+        variable's noise std is `stddev` times that variable's own standard deviation, so a
+        wide Dense kernel and a small bias are disturbed alike (the paper's noise is absolute).
+        """
         if stddev <= 0:
             return
         if getattr(self, "_perturb_member", None) is None:
@@ -210,9 +226,10 @@ class Population(FusedTrainStep, keras.Model):
             tf.constant(int(index), tf.int32),
             tf.constant(int(seed), tf.int64),
             tf.constant(float(stddev), tf.float64),
+            tf.constant(bool(relative)),
         )
 
-    def _perturb_member_graph(self, index, seed, stddev):
+    def _perturb_member_graph(self, index, seed, stddev, relative):
         # One traced function for all members, switching on the index: one dispatch per
         # mutation instead of one per weight, the weights' draws run in parallel, and it
         # traces once (one function per member traced N times, and TensorFlow warned of
@@ -220,10 +237,12 @@ class Population(FusedTrainStep, keras.Model):
         def branch(variables):
             def perturb():
                 for position, variable in enumerate(variables):
+                    scale = tf.cast(stddev, variable.dtype)
+                    scale = tf.where(relative, scale * tf.math.reduce_std(variable.value), scale)
                     noise = tf.random.stateless_normal(
                         variable.shape,
                         seed=tf.stack([seed, tf.constant(position, tf.int64)]),
-                        stddev=tf.cast(stddev, variable.dtype),
+                        stddev=scale,
                         dtype=variable.dtype,
                     )
                     variable.assign_add(noise)
@@ -243,6 +262,75 @@ class Population(FusedTrainStep, keras.Model):
         for variable in self.members[index].trainable_variables:
             variable.assign(variable.value + ops.cast(offset, variable.dtype))
 
+    def reinitialize_member(self, index) -> None:
+        """Member `index` restarts: the trainable weights its slot had when the population's
+        first `fit` began, and fresh optimizer state (step count and slots zero). Its
+        hyperparameters stay; a strategy sets new ones. Used to rescue a dead population."""
+        if self._initial_weights is None:
+            raise ValueError(
+                "reinitialize_member needs the initial weights, which fit keeps only for a "
+                "callback with needs_initial_weights = True (PopDescent(rescue_after=...))"
+            )
+        self.set_member_weights(index, self._initial_weights[index])
+        rate = self.members[index].optimizer.learning_rate
+        for variable in self.members[index].optimizer.variables:
+            if variable is not rate:
+                variable.assign(ops.zeros(variable.shape, variable.dtype))
+
+    def keep_members(self, indices) -> None:
+        """Shrinks the population to the members `indices` (at least one); the others leave
+        the fused step, which retraces once at its next call. Member-steps already taken
+        stay counted; `origins` keeps who is left."""
+        indices = [int(i) for i in indices]
+        if not indices or sorted(set(indices)) != sorted(indices) or not all(
+            0 <= i < self.size for i in indices
+        ):
+            raise ValueError(
+                f"indices must be distinct members in [0, {self.size - 1}], at least one, "
+                f"got {indices}"
+            )
+        indices = sorted(indices)
+        for index in reversed(range(self.size)):  # pop untracks the variables from Keras
+            if index not in indices:
+                self.members.pop(index)
+                self._loss_trackers.pop(index)
+        self.live_hyperparameters.keep(indices)
+        self._hyperparameter_variables = self.live_hyperparameters.own_variables()
+        self._l2_kernels = [self._l2_kernels[i] for i in indices]
+        self.origins = [self.origins[i] for i in indices]
+        if self._initial_weights is not None:
+            self._initial_weights = [self._initial_weights[i] for i in indices]
+        self.nonfinite = self.nonfinite[indices]
+        if self.fitness is not None:
+            self.fitness = np.asarray(self.fitness)[indices]
+        self.size = len(indices)
+        for index, tracker in enumerate(self._loss_trackers):
+            tracker.name = f"loss_{index}"
+        self._perturb_member = self._member_loss_function = self._nonfinite_function = None
+        self.compile(**self.get_compile_config())
+        self.make_train_function(force=True)
+        self.test_function = self.predict_function = None
+
+    def apply_plan(self, slots, parents, hyperparameters, weight_noise=None, seeds=None,
+                   noise_mode="per_weight") -> None:
+        """Applies a strategy's replacement plan: slot `slots[k]` becomes a copy of
+        `parents[k]` (each parent snapshotted once, before any slot is overwritten), its
+        weights get noise of std `weight_noise[k]` drawn from `seeds[k]` ("per_weight": an
+        independent draw per weight; "relative": scaled by each variable's own std;
+        "scalar": one draw added to every weight, the reference code's), and its
+        hyperparameters become `hyperparameters[k]`."""
+        snapshots = {int(p): self.member_state(int(p)) for p in set(np.asarray(parents).tolist())}
+        for k, (slot, parent) in enumerate(zip(slots, parents)):
+            self.load_member_state(int(slot), snapshots[int(parent)])
+            stddev = 0.0 if weight_noise is None else float(weight_noise[k])
+            if stddev > 0 and noise_mode == "scalar":
+                offset = np.random.default_rng(int(seeds[k])).normal(0.0, stddev)
+                self.shift_weights(int(slot), float(offset))
+            elif stddev > 0:
+                self.perturb_weights(int(slot), stddev, int(seeds[k]),
+                                     relative=noise_mode == "relative")
+            self.set_hyperparameters(int(slot), hyperparameters[k])
+
     def set_member_weights(self, index, weights) -> None:
         """Assigns a list of tensors to member `index`'s trainable weights (backend assigns)."""
         for variable, value in zip(self.members[index].trainable_variables, weights, strict=True):
@@ -253,6 +341,13 @@ class Population(FusedTrainStep, keras.Model):
     def gradient_steps(self) -> int:
         """Member-steps taken so far: every gradient step of every member that actually ran."""
         return int(self._member_steps.numpy())
+
+    @property
+    def progress(self):
+        """The share of `fit(member_steps=B)`'s budget spent, in [0, 1]; None without one."""
+        if self.member_step_budget is None:
+            return None
+        return min(1.0, (self.gradient_steps - self._budget_start) / self.member_step_budget)
 
     def _member_losses_graph(self, x, y):
         return ops.stack([
@@ -282,6 +377,7 @@ class Population(FusedTrainStep, keras.Model):
         the fitness function says; the mask is kept in `self.nonfinite`.
         """
         losses = self.member_losses(x, y, batch_size)
+        self.last_losses = losses
         self.nonfinite = ~np.isfinite(losses) | self.nonfinite_members()
         self.fitness = sanitize_fitness(fitness(losses))
         self.fitness[self.nonfinite] = 0.0
@@ -332,11 +428,29 @@ class Population(FusedTrainStep, keras.Model):
     def best_model(self) -> keras.Model:
         """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
         like it with an optimizer at its live learning rate (fresh optimizer state)."""
-        member = self.members[self.best_index()]
+        index = self.best_index()
+        member = self.members[index]
         copy = keras.models.clone_model(member)
         copy.set_weights(member.get_weights())
         copy.compile_from_config(member.get_compile_config())
+        if "learning_rate" in self.priors:  # the base rate, not the schedule's last value
+            copy.optimizer.learning_rate = self.hyperparameters_of(index)["learning_rate"]
         return copy
+
+    def ensemble_model(self, k=None) -> keras.Model:
+        """A compiled `keras.Model` that averages the predicted probabilities of the `k`
+        fittest members (default: all); see `popdescent.ensemble`."""
+        from popdescent.ensemble import ensemble_model
+
+        return ensemble_model(self, k)
+
+    def exported_schedule(self, index=None):
+        """The learning rate member `index` (default the fittest) trained with at each of its
+        gradient steps, through every copy from a parent, as a Keras LearningRateSchedule,
+        and its L2 rate per step (None when l2 is not tuned); see `popdescent.schedules`."""
+        from popdescent.schedules import lineage_schedule
+
+        return lineage_schedule(self, self.best_index() if index is None else index)
 
     # ----------------------------------------------------------------- Keras model API
     def call(self, inputs, training=False):
@@ -348,16 +462,24 @@ class Population(FusedTrainStep, keras.Model):
         x=None,
         y=None,
         batch_size=None,
-        epochs=1,
+        epochs=None,
         verbose="auto",
         callbacks=None,
         validation_data=None,
         steps_per_epoch=None,
         initial_epoch=0,
         validation_freq=1,
+        member_steps=None,
         **kwargs,
     ):
         """Trains every member for `epochs` iterations of exactly `steps_per_epoch` steps.
+
+        `member_steps=B` instead of `epochs` trains until B member-steps have run (every
+        member's every gradient step counted; a population of 5 spends 5 per batch), so
+        strategies and schedules can plan with `progress`. It stops before a batch that would
+        overspend, so B is spent exactly when the last size divides what is left (always for
+        a population that shrinks to one member). The number of iterations follows from B:
+        from the callbacks' `planned_iterations` when one shrinks the population.
 
         x, y are arrays (validated before anything trains). Batches are drawn without
         replacement from a seeded permutation of the data, reshuffled on every pass and
@@ -369,8 +491,6 @@ class Population(FusedTrainStep, keras.Model):
         moved to the end of `callbacks`); when it restores a backup, training resumes at
         the next iteration and the batch stream at the step it had reached.
         """
-        from popdescent.backup import arrange_callbacks  # backup imports the strategies
-
         unsupported = sorted(set(kwargs) - {"validation_steps"})
         if unsupported:
             raise ValueError(
@@ -378,9 +498,21 @@ class Population(FusedTrainStep, keras.Model):
                 "stream (no validation_split, sample_weight, class_weight, shuffle or "
                 "validation_batch_size); allowed extra argument: validation_steps"
             )
+        if member_steps is not None and epochs is not None:
+            raise ValueError(
+                f"give fit either epochs or member_steps, not both (got epochs={epochs!r}, "
+                f"member_steps={member_steps!r})"
+            )
+        if member_steps is not None:
+            member_steps = check_member_steps(member_steps, self.size)
+            if steps_per_epoch is None:
+                raise ValueError("fit(member_steps=...) needs steps_per_epoch (steps per "
+                                 "iteration, between two selections)")
+            epochs = initial_epoch + planned_iterations(
+                callbacks or [], member_steps, self.size, steps_per_epoch)
         data = validate_fit_arguments(
-            x, y, batch_size, epochs, steps_per_epoch, validation_data, initial_epoch,
-            self.members[0],
+            x, y, batch_size, 1 if epochs is None else epochs, steps_per_epoch,
+            validation_data, initial_epoch, self.members[0],
         )
         check_validation_freq(validation_freq)
         if data.steps_per_epoch % self.steps_per_execution:
@@ -390,6 +522,17 @@ class Population(FusedTrainStep, keras.Model):
                 f"{self.steps_per_execution} (see Population.compile), got {data.steps_per_epoch}"
             )
         callbacks = arrange_callbacks(callbacks)
+        self.member_step_budget = member_steps
+        self._budget_start = self.gradient_steps
+        if member_steps is not None:
+            callbacks.insert(0, MemberStepBudget())
+        if self._initial_weights is None and any(
+            getattr(callback, "needs_initial_weights", False) for callback in callbacks
+        ):
+            self._initial_weights = [
+                [tf.identity(v.value) for v in member.trainable_variables]
+                for member in self.members
+            ]
         self.training_data = data
         self.validation_data = data.validation
         self._prepare_members(data.x, data.y)

@@ -15,7 +15,12 @@ Budgets (member-steps = iterations x steps_per_iteration x population_size):
 | cifar10 | paper | 20 x 256 (2 x 128) | 25,600       | 100% |
 | fmnist  | small | 15 x 128           |  9,600       | 30%  |
 | cifar10 | small |  8 x 64            |  2,560       | 10%  |
+| fmnist  | quick | 10 x 64            |  3,200       | 10%  |
+| cifar10 | quick |  8 x 64            |  2,560       | 10%  |
 | both    | smoke |  2 x 2, population 3, elites 2, CV batch 64 | 12 | seconds, for tests |
+
+`quick` (issue 19) is the budget-aware study's scale: short enough to run every method at three
+seeds in an afternoon of 2 cores, and short enough that one model's depth matters.
 
 How `small` was chosen (measured on this project's 2-core AMD EPYC CPU, TensorFlow 2.21,
 other engineers' jobs running beside; `Population` of 5 members, batch 64): one fused step of
@@ -68,7 +73,7 @@ __all__ = [
 ]
 
 DATASETS = ("fmnist", "cifar10")
-SCALES = ("smoke", "small", "paper")
+SCALES = ("smoke", "quick", "small", "paper")
 # The ten seeds of the paper's Table 1 (reference code).
 PAPER_SEEDS = (5, 15, 24, 34, 49, 60, 74, 89, 97, 100)
 # Search space shared by every method (grid search keeps the paper's own fixed grids).
@@ -112,6 +117,8 @@ _BUDGETS = {
     ("cifar10", "paper"): Budget(iterations=20, steps_per_iteration=256, **_PAPER),
     ("fmnist", "small"): Budget(iterations=15, steps_per_iteration=128, **_PAPER),
     ("cifar10", "small"): Budget(iterations=8, steps_per_iteration=64, **_PAPER),
+    ("fmnist", "quick"): Budget(iterations=10, steps_per_iteration=64, **_PAPER),
+    ("cifar10", "quick"): Budget(iterations=8, steps_per_iteration=64, **_PAPER),
 }
 _SMOKE = Budget(
     iterations=2, steps_per_iteration=2, batch_size=64, population_size=3, elites=2,
@@ -121,7 +128,7 @@ _BUDGETS.update({(dataset, "smoke"): _SMOKE for dataset in DATASETS})
 
 
 def get_budget(dataset: str, scale: str) -> Budget:
-    """The `Budget` of `dataset` ("fmnist" | "cifar10") at `scale` ("smoke" | "small" | "paper")."""
+    """The `Budget` of `dataset` ("fmnist" | "cifar10") at `scale` (one of `SCALES`)."""
     check_choice("dataset", dataset, DATASETS)
     check_choice("scale", scale, SCALES)
     return _BUDGETS[(dataset, scale)]
@@ -178,6 +185,9 @@ class MethodResult:
         resumed: None, or where a run that crashed was resumed from its backup in
             `work_dir`: {"iteration": iterations restored, "seconds_before": the training
             seconds they had taken}; the harness adds those seconds to the wall time.
+        extra_models: name -> compiled model the method got without further training (the
+            ensemble of a final population, say); the harness evaluates each like `model`
+            and records it under `extras` (its own row in the reports).
     """
 
     model: keras.Model
@@ -186,6 +196,7 @@ class MethodResult:
     details: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
     resumed: dict | None = None
+    extra_models: dict = field(default_factory=dict)
 
 
 def _positive_pair(name, value):

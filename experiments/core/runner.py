@@ -109,6 +109,9 @@ def run_one(context, run, protocol, log, git_commit=None) -> dict:
         "started_at": started.isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,
     }
+    if result.extra_models:
+        record["extras"] = {name: evaluate(model, data)
+                            for name, model in result.extra_models.items()}
     if protocol == "paper":
         record["paper_protocol"] = evaluate_paper_protocol(result, data)
     record["evaluation_time_s"] = time.perf_counter() - start

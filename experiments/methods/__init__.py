@@ -23,7 +23,9 @@ __all__ = ["METHODS", "MethodNotAvailableError", "get_method", "available_method
 # one line here and one adapter module beside this file.
 METHODS = {
     "adam": "experiments.methods.adam:run",
+    "adam-decay": "experiments.methods.adam:run_decayed",
     "popdescent": "experiments.methods.popdescent:run",
+    "popdescent-budget": "experiments.methods.popdescent_budget:run",
     "grid": "experiments.methods.grid:run",
     "random": "experiments.methods.random:run",
     "esgd": "experiments.methods.esgd:run",

@@ -35,8 +35,9 @@ from experiments.core.contract import (
 )
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import paper_loss
+from popdescent import BudgetSchedule, ScheduledLearningRate
 
-__all__ = ["run", "BestCheckpoint", "FIXED_L2"]
+__all__ = ["run", "run_decayed", "BestCheckpoint", "FIXED_L2"]
 
 # With --regularization the untuned model keeps the paper model's default L2 rate (as ESGD does).
 FIXED_L2 = 1e-3
@@ -73,8 +74,16 @@ class BestCheckpoint(keras.callbacks.Callback):
             logs["val_loss_best"] = best
 
 
-def run(context: MethodContext) -> MethodResult:
-    """Trains one Adam model for the whole budget; returns its best checkpoint on validation."""
+def run_decayed(context: MethodContext) -> MethodResult:
+    """`adam-decay`: the same single run, its rate following the budget-aware schedule that
+    `popdescent-budget` applies to its members (`popdescent.BudgetSchedule()`, over the
+    budget's member-steps): the single run a budget-aware population must beat."""
+    return run(context, schedule=BudgetSchedule())
+
+
+def run(context: MethodContext, schedule=None) -> MethodResult:
+    """Trains one Adam model for the whole budget; returns its best checkpoint on validation.
+    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget."""
     started = time.perf_counter()
     if "lr_range" in context.options:
         learning_rate = geometric_middle(*learning_rate_range(context))  # validates the option
@@ -86,7 +95,11 @@ def run(context: MethodContext) -> MethodResult:
         model = build_context_model(context, regularization="dense", l2=FIXED_L2)
     else:
         model = build_context_model(context)
-    model.compile(optimizer=make_optimizer(learning_rate), loss=paper_loss())
+    optimizer = make_optimizer(learning_rate)
+    if schedule is not None:
+        optimizer = keras.optimizers.Adam(ScheduledLearningRate(
+            learning_rate, budget.member_steps, schedule))
+    model.compile(optimizer=optimizer, loss=paper_loss())
     checkpoint = BestCheckpoint(data, started)
     steps_per_check = budget.steps_per_iteration * budget.population_size
     model.fit(
@@ -107,6 +120,7 @@ def run(context: MethodContext) -> MethodResult:
         details={
             "hyperparameters": {"learning_rate": learning_rate,
                                 **({"l2": FIXED_L2} if context.regularization else {})},
+            "schedule": None if schedule is None else schedule.get_config(),
             "steps_per_check": steps_per_check,
             "checks": len(checkpoint.points),
             "best_checkpoint_steps": checkpoint.best_steps,

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
+from popdescent.validation import is_population
 
 
 class PopulationStrategy(keras.callbacks.Callback):
@@ -71,10 +72,8 @@ class PopulationStrategy(keras.callbacks.Callback):
 
     # --------------------------------------------------------------- Keras hooks
     def on_train_begin(self, logs=None):
-        from popdescent.population import Population
-
         population = self.model
-        if not isinstance(population, Population):
+        if not is_population(population):
             raise TypeError(
                 f"{type(self).__name__} runs on a popdescent.Population, got "
                 f"{type(population).__name__}"
@@ -88,6 +87,16 @@ class PopulationStrategy(keras.callbacks.Callback):
         if self.rng is None:
             seed = self.seed if self.seed is not None else int(population.strategy_seed)
             self.rng = np.random.default_rng(seed)
+        self.start(population)
+        if not population.lineage:
+            population.lineage_start = {
+                "gradient_steps": population.gradient_steps,
+                "member_steps": population.member_step_budget,
+                "members": population.hyperparameter_values(),
+            }
+
+    def start(self, population):
+        """Called when training starts, after the checks, before the lineage begins."""
 
     def selection_batch(self, population):
         """A freshly sampled batch to measure fitness on: validation data, or training data

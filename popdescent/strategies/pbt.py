@@ -162,14 +162,12 @@ class PBT(PopulationStrategy):
 
     def evolve(self, population, fitness, rng):
         plan = plan_exploit(fitness, self.quantile_fraction, rng)
-        snapshots = {
-            int(parent): population.member_state(int(parent)) for parent in set(plan.parents)
-        }
-        for slot, parent in zip(plan.bottom, plan.parents):
-            population.load_member_state(int(slot), snapshots[int(parent)])
-            values = explore(snapshots[int(parent)][-1], population.priors,
-                             self.resample_probability, self.perturbation_factors, rng)
-            population.set_hyperparameters(int(slot), values)
+        values = [
+            explore(population.hyperparameters_of(int(parent)), population.priors,
+                    self.resample_probability, self.perturbation_factors, rng)
+            for parent in plan.parents
+        ]
+        population.apply_plan(plan.bottom, plan.parents, values)
         return plan.bottom, plan.parents
 
     def get_config(self):

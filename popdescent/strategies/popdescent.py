@@ -9,6 +9,7 @@ import numpy as np
 
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
 
+from popdescent.schedules import BudgetSchedule
 from popdescent.selection import (
     fitness_weighted_parents,
     inverse_loss_fitness,
@@ -16,6 +17,7 @@ from popdescent.selection import (
     sanitize_fitness,
 )
 from popdescent.strategies.base import PopulationStrategy
+from popdescent.strategies.budget_aware import BudgetAwareness, due_size, plan_shrink
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def plan_replacement(fitness, elites: int, rng: np.random.Generator) -> Replacem
     return ReplacementPlan(np.sort(kept), replaced, parents, magnitudes, seeds)
 
 
-WEIGHT_NOISE_MODES = ("per_weight", "scalar")
+WEIGHT_NOISE_MODES = ("per_weight", "scalar", "relative")
 # The reference code's loss scale ("learning rate") had no bounds; below 1e-12 a member's
 # Adam steps are ~1e-8 x its gradient (frozen), above ~1e-2 it trains as plain Adam(1e-3), so
 # these bounds change nothing a member could do beyond them.
@@ -101,8 +103,9 @@ class PopDescent(PopulationStrategy):
         hyperparameter_noise: beta2, std in log10 units at magnitude 1. Default 1.0, so that
             x10 and x0.1 are one standard deviation away at magnitude 1, as the paper puts it.
         weight_noise_mode: "per_weight" (default, the paper's Gaussian(theta, beta1 *
-            magnitude): an independent draw per weight) or "scalar" (the reference code: ONE
-            draw N(0, beta1 * magnitude) added to every weight of the copy).
+            magnitude): an independent draw per weight), "relative" (the same, with each
+            variable's std scaled by that variable's own std: scale-aware) or "scalar" (the
+            reference code: ONE draw N(0, beta1 * magnitude) added to every weight).
         hyperparameter_noise_base: log-scale priors mutate by a factor
             base**N(0, hyperparameter_noise * magnitude); > 1. Default 10 (the paper); the
             reference code used 2 with hyperparameter_noise 15.
@@ -114,10 +117,25 @@ class PopDescent(PopulationStrategy):
         cv_batch_size: size of the sampled cross-validation batch. Default 640 (10 batches of
             64, as in the reference code).
         seed: seed of this strategy's draws; default derived from the population's seed.
+        budget_aware: False (default) is the paper's algorithm. True plans with the budget of
+            `fit(member_steps=B)`: members' rates follow `schedule`, the population shrinks
+            in `rungs` (5 -> 2 -> 1 by default) and the freed member-steps go to the
+            survivors, selection with mutation happens only before the first shrink, the
+            member compiled at the user's rate is protected until the last rung, and stuck
+            members are rescued (see `popdescent.strategies.budget_aware`).
+        schedule: with `budget_aware`, a `BudgetSchedule` (default `BudgetSchedule()`:
+            constant, then linear decay to 0 over the second half) or None for none.
+        rungs: with `budget_aware`, (progress, members kept) pairs; default 5 -> 2 at 10 %
+            and -> 1 at 30 % of the budget.
+        protect_compiled: with `budget_aware`, protect the compiled-rate member. Default True.
+        rescue_after: with `budget_aware`, restart stuck members after this many iterations
+            in which no member beat its starting loss; None never. Default 2.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
         ...         validation_data=(x_val, y_val), callbacks=[PopDescent(elites=3)])
+        >>> pop.fit(x, y, batch_size=64, member_steps=3200, steps_per_epoch=16,
+        ...         validation_data=(x_val, y_val), callbacks=[PopDescent(budget_aware=True)])
     """
 
     def __init__(
@@ -133,6 +151,11 @@ class PopDescent(PopulationStrategy):
         seed=None,
         weight_noise_mode="per_weight",
         hyperparameter_noise_base=10.0,
+        budget_aware=False,
+        schedule="default",
+        rungs=None,
+        protect_compiled=True,
+        rescue_after=2,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -154,6 +177,30 @@ class PopDescent(PopulationStrategy):
                 f"{hyperparameter_noise_base!r}"
             )
         self.hyperparameter_noise_base = base
+        self.budget_aware = bool(budget_aware)
+        self.budget = None
+        if self.budget_aware:
+            self.budget = BudgetAwareness(
+                schedule=BudgetSchedule() if schedule == "default" else schedule,
+                rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after)
+        elif schedule != "default" or rungs is not None:
+            raise ValueError(
+                "schedule and rungs belong to the budget-aware mode: pass budget_aware=True"
+            )
+        self._pending_keep = None
+        self._restarted = []
+
+    @property
+    def needs_initial_weights(self) -> bool:
+        """Whether `fit` must keep the initial weights (for the rescue)."""
+        return self.budget is not None and self.budget.rescue_after is not None
+
+    def planned_iterations(self, member_steps, size, steps_per_epoch):
+        """Iterations `fit(member_steps=...)` runs: the shrinks change the size (None: the
+        population's default arithmetic)."""
+        if self.budget is None:
+            return None
+        return self.budget.planned_iterations(member_steps, size, steps_per_epoch)
 
     @classmethod
     def reference_preset(cls, **arguments):
@@ -220,29 +267,102 @@ class PopDescent(PopulationStrategy):
                 f"elites must be in [1, size-1] = [1, {population.size - 1}], got {self.elites}"
             )
 
+    def start(self, population):
+        if self.budget is None:
+            return
+        if population.progress is None:
+            raise ValueError(
+                "PopDescent(budget_aware=True) plans with a budget: call "
+                "fit(..., member_steps=B) instead of epochs"
+            )
+        x, y = population.validation_data if self.cross_validation else (
+            population.training_data.x, population.training_data.y)
+        starting = population.member_losses(x[: self.cv_batch_size], y[: self.cv_batch_size],
+                                            population.training_data.batch_size)
+        self.budget.start(population, starting)
+        population.learning_rate_schedule = self.budget.schedule
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.budget is not None and self.budget.schedule is not None:
+            population = self.model
+            population.live_hyperparameters.set_multiplier(
+                self.budget.schedule.multiplier(population.progress))
+
     def evolve(self, population, fitness, rng):
-        plan = plan_replacement(fitness, self.elites, rng)
-        snapshots = {
-            int(parent): population.member_state(int(parent)) for parent in set(plan.parents)
-        }
-        for slot, parent, magnitude, seed in zip(
-            plan.replaced, plan.parents, plan.magnitudes, plan.seeds
-        ):
-            population.load_member_state(int(slot), snapshots[int(parent)])
-            if self.mutate:
-                stddev = self.weight_noise * magnitude
-                if self.weight_noise_mode == "scalar":
-                    if stddev > 0:
-                        offset = np.random.default_rng(int(seed)).normal(0.0, stddev)
-                        population.shift_weights(int(slot), float(offset))
-                else:
-                    population.perturb_weights(int(slot), stddev, int(seed))
-                values = mutate_hyperparameters(
-                    population.priors, snapshots[int(parent)][-1], magnitude,
-                    self.hyperparameter_noise, self.hyperparameter_noise_base, rng,
-                )
-                population.set_hyperparameters(int(slot), values)
+        if self.budget is not None:
+            return self._evolve_within_budget(population, fitness, rng)
+        return self._replace(population, plan_replacement(fitness, self.elites, rng), rng)
+
+    def _replace(self, population, plan, rng):
+        """Copies and mutates as `plan` says (the paper's lines 10-14)."""
+        values = [population.hyperparameters_of(int(parent)) for parent in plan.parents]
+        noise = np.zeros(len(plan.replaced))
+        if self.mutate:
+            values = [
+                mutate_hyperparameters(population.priors, value, magnitude,
+                                       self.hyperparameter_noise,
+                                       self.hyperparameter_noise_base, rng)
+                for value, magnitude in zip(values, plan.magnitudes)
+            ]
+            noise = self.weight_noise * np.asarray(plan.magnitudes)
+        population.apply_plan(plan.replaced, plan.parents, values, noise, plan.seeds,
+                              noise_mode=self.weight_noise_mode)
         return plan.replaced, plan.parents
+
+    def _evolve_within_budget(self, population, fitness, rng):
+        budget, progress = self.budget, population.progress
+        protected = budget.protected_slot(population)
+        size = due_size(budget.rungs, progress, population.size)
+        if size is not None:
+            self._pending_keep = plan_shrink(fitness, size, protected if size > 1 else None)
+            return np.array([], dtype=int), np.array([], dtype=int)
+        if "learning_rate" in population.priors:
+            rates = [v["learning_rate"] for v in population.hyperparameter_values()]
+            slots, new_rates = budget.rescue_plan(
+                population.last_losses, rates, population.priors["learning_rate"].bounds, rng)
+            if slots:
+                for slot, rate in zip(slots, new_rates):
+                    population.reinitialize_member(slot)
+                    population.set_hyperparameters(slot, {"learning_rate": rate})
+                self._restarted = slots
+                return np.array(slots, dtype=int), np.array(slots, dtype=int)
+        if budget.shrunk or progress >= 1.0 or population.size < 2:
+            return np.array([], dtype=int), np.array([], dtype=int)
+        plan = plan_replacement(fitness, min(self.elites, population.size - 1), rng)
+        if protected is not None and protected in plan.replaced:
+            keep = plan.replaced != protected
+            plan = ReplacementPlan(np.sort(np.append(plan.elites, protected)),
+                                   plan.replaced[keep], plan.parents[keep],
+                                   plan.magnitudes[keep], plan.seeds[keep])
+        return self._replace(population, plan, rng)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._pending_keep, self._restarted = None, []
+        super().on_epoch_end(epoch, logs)
+        population = self.model
+        record = population.lineage[-1] if population.lineage else None
+        for slot in self._restarted:
+            record["members"][slot]["restarted"] = True
+        if self._pending_keep is not None:
+            kept = [int(i) for i in self._pending_keep]
+            record["kept"] = kept
+            record["left"] = [int(population.origins[i]) for i in range(population.size)
+                              if i not in kept]
+            population.keep_members(kept)
+            self.budget.shrunk = True
+            if logs is not None:
+                logs["population_size"] = population.size
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self.budget is not None:
+            state["budget"] = self.budget.get_state()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if self.budget is not None and "budget" in state:
+            self.budget.set_state(state["budget"])
 
     def get_config(self):
         return {
@@ -256,5 +376,9 @@ class PopDescent(PopulationStrategy):
             "mutate": self.mutate,
             "cv_batch_size": self.cv_batch_size,
             "seed": self.seed,
+            "fitness": getattr(self.fitness_function, "__qualname__",
+                               type(self.fitness_function).__name__),
+            "budget_aware": self.budget_aware,
+            **({"budget": self.budget.get_config()} if self.budget is not None else {}),
         }
 

@@ -1,0 +1,169 @@
+"""Budget-aware learning-rate schedules, and the schedule a population discovered, exported.
+
+`BudgetSchedule` is a multiplier of the learning rate as a function of the share of the
+budget spent (`Population.progress`): warm-up, a constant stretch, then a linear decay to
+`final` at the end of the budget. A population applies it to every member's base rate
+(mutations change the base, the schedule scales it); `ScheduledLearningRate` is the same
+schedule for a single Keras model, the baseline a population must beat.
+
+`lineage_schedule` walks a member's lineage back through every copy from a parent and gives
+the learning rate it trained with at each of its own gradient steps, as a Keras
+`LearningRateSchedule` a fresh model can train with (PBT's "replay").
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from popdescent.validation import check_fraction
+
+__all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "lineage_schedule"]
+
+
+class BudgetSchedule:
+    """A learning-rate multiplier over the budget's progress p in [0, 1].
+
+    Rises linearly from 0 to 1 over the first `warmup` of the budget, stays at 1 until
+    `decay_start`, then falls linearly to `final` at p = 1.
+
+    Args:
+        warmup: share of the budget spent warming up, in [0, 1]. Default 0.
+        decay_start: progress at which the decay begins, in [warmup, 1]. Default 0.5: a
+            constant first half and a linear second half, a hedge between "decay from the
+            start" (better for a run that overfits its budget) and "no decay" (better for
+            one that underfits it).
+        final: the multiplier at the end of the budget, in [0, 1]. Default 0.
+
+    Example:
+        >>> BudgetSchedule().multiplier(0.75)
+        0.5
+    """
+
+    def __init__(self, warmup=0.0, decay_start=0.5, final=0.0):
+        self.warmup = check_fraction("warmup", warmup)
+        self.decay_start = check_fraction("decay_start", decay_start)
+        self.final = check_fraction("final", final)
+        if self.decay_start < self.warmup:
+            raise ValueError(
+                f"decay_start must be in [warmup, 1] = [{self.warmup}, 1], got {decay_start!r}"
+            )
+
+    def multiplier(self, progress):
+        """The factor on the base learning rate at `progress` (a float, or a tensor)."""
+        p = ops.clip(ops.convert_to_tensor(progress, "float32"), 0.0, 1.0)
+        warm = ops.minimum(1.0, p / self.warmup) if self.warmup > 0 else ops.ones_like(p)
+        span = 1.0 - self.decay_start
+        decayed = (1.0 - (1.0 - self.final) * ops.clip((p - self.decay_start) / span, 0.0, 1.0)
+                   if span > 0 else ops.ones_like(p))
+        value = warm * decayed
+        return float(ops.convert_to_numpy(value)) if not _is_symbolic(progress) else value
+
+    def get_config(self):
+        return {"warmup": self.warmup, "decay_start": self.decay_start, "final": self.final}
+
+
+def _is_symbolic(value):
+    return not isinstance(value, (int, float, np.integer, np.floating))
+
+
+@keras.saving.register_keras_serializable(package="popdescent")
+class ScheduledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """`learning_rate * schedule.multiplier(step / total_steps)` for one Keras model.
+
+    Args:
+        learning_rate: the base rate (> 0).
+        total_steps: the budget in gradient steps (>= 1).
+        schedule: a `BudgetSchedule` or its config dict; default `BudgetSchedule()`.
+    """
+
+    def __init__(self, learning_rate, total_steps, schedule=None):
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        if not self.learning_rate > 0 or self.total_steps < 1:
+            raise ValueError(
+                f"learning_rate must be > 0 and total_steps >= 1, got {learning_rate!r} and "
+                f"{total_steps!r}"
+            )
+        if isinstance(schedule, dict):
+            schedule = BudgetSchedule(**schedule)
+        self.schedule = BudgetSchedule() if schedule is None else schedule
+
+    def __call__(self, step):
+        progress = ops.cast(step, "float32") / float(self.total_steps)
+        return self.learning_rate * self.schedule.multiplier(progress)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
+                "schedule": self.schedule.get_config()}
+
+
+@keras.saving.register_keras_serializable(package="popdescent")
+class StepwiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """The rate of gradient step k is `values[k]` (the last value after the table ends)."""
+
+    def __init__(self, values):
+        self.values = [float(v) for v in values]
+        if not self.values:
+            raise ValueError("values must hold at least one learning rate, got []")
+        self._table = None
+
+    def __call__(self, step):
+        if self._table is None:
+            self._table = ops.convert_to_tensor(np.asarray(self.values, np.float32))
+        index = ops.minimum(ops.cast(step, "int32"), len(self.values) - 1)
+        return ops.take(self._table, index)
+
+    def get_config(self):
+        return {"values": self.values}
+
+
+def _ancestry(population, index):
+    """Per iteration, oldest first: (global step at its start, at its end, members training
+    during it, the slot of `index`'s ancestor among them)."""
+    entries, slot, line = population.lineage, int(index), []
+    for position in reversed(range(len(entries))):
+        entry = entries[position]
+        if "kept" in entry:  # a shrink at the end of this iteration: back to its numbering
+            slot = entry["kept"][slot]
+        member = entry["members"][slot]
+        if member["replaced"]:
+            slot = member["parent"]
+        start = entries[position - 1]["gradient_steps"] if position else population.lineage_start[
+            "gradient_steps"]
+        line.append((position, start, entry["gradient_steps"], len(entry["members"]), slot))
+    return line[::-1]
+
+
+def _values_during(population, position, slot):
+    """The hyperparameters that slot `slot` of iteration `position` trained with."""
+    if position == 0:
+        return population.lineage_start["members"][slot]
+    previous = population.lineage[position - 1]
+    if "kept" in previous:
+        slot = previous["kept"][slot]
+    return previous["members"][slot]["hyperparameters"]
+
+
+def lineage_schedule(population, index):
+    """(`StepwiseSchedule` of member `index`'s learning rate per own gradient step, its L2
+    rate per step as a list or None). Needs a lineage written by a strategy callback."""
+    if not population.lineage or getattr(population, "lineage_start", None) is None:
+        raise ValueError("no lineage yet: fit the population with a strategy callback first")
+    if "learning_rate" not in population.priors:
+        raise ValueError("the learning rate is not a tuned hyperparameter of this population")
+    schedule = getattr(population, "learning_rate_schedule", None)
+    rates, l2 = [], [] if "l2" in population.priors else None
+    for position, start, end, size, slot in _ancestry(population, index):
+        values = _values_during(population, position, slot)
+        for step in range(start, end, size):
+            multiplier = 1.0
+            if schedule is not None:
+                multiplier = schedule.multiplier(
+                    (step - population.lineage_start["gradient_steps"])
+                    / population.lineage_start["member_steps"])
+            rates.append(values["learning_rate"] * multiplier)
+            if l2 is not None:
+                l2.append(values["l2"])
+    return StepwiseSchedule(rates), l2

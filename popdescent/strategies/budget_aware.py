@@ -1,0 +1,205 @@
+"""What `PopDescent(budget_aware=True)` adds to the paper's algorithm, on plain arrays where
+it can be: a shrinking population, a protected member, a rescue of a dead population, and the
+budget-aware learning-rate schedule.
+
+Why (docs/budget_aware.md has the measurements): at equal member-steps a population of N
+gives each model 1/N of the sequential steps, its selection after a short horizon favours
+fast starters, and it never anneals; one Adam model with its rate decayed over the budget beat
+every population method at short budgets. So the budget-aware mode explores at full size only
+briefly, then keeps its fittest members in rungs (successive halving, 5 -> 2 -> 1) and gives
+them the freed compute; the member compiled at the user's own rate is protected until the last
+rung, so noisy early selection cannot lose it; every member's rate follows a schedule over the
+budget; and members stuck at their starting loss restart with a rate well below their own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from popdescent.schedules import BudgetSchedule
+from popdescent.selection import rank_by_fitness, sanitize_fitness
+from popdescent.validation import check_integer, check_number
+
+__all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs"]
+
+
+def default_rungs(size: int) -> tuple:
+    """(progress, members kept) pairs: halve once after 10 % of the budget, keep one after
+    30 % (5 -> 2 -> 1); a population of 2 or 3 keeps one after 20 %."""
+    if size >= 4:
+        return ((0.1, size // 2), (0.3, 1))
+    return ((0.2, 1),)
+
+
+def check_rungs(rungs) -> tuple:
+    """`rungs` as a tuple of (progress in (0, 1), size >= 1) with both strictly monotone."""
+    try:
+        pairs = tuple((float(p), int(s)) for p, s in rungs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"rungs must be a list of (progress, members kept) pairs, got {rungs!r}"
+        ) from error
+    for position, (progress, size) in enumerate(pairs):
+        check_number(f"rungs[{position}] progress", progress, minimum=0.0, maximum=1.0,
+                     strict_minimum=True)
+        check_integer(f"rungs[{position}] size", size, minimum=1)
+    if any(b[0] <= a[0] or b[1] >= a[1] for a, b in zip(pairs, pairs[1:])):
+        raise ValueError(
+            f"rungs must rise in progress and fall in size, got {rungs!r}"
+        )
+    return pairs
+
+
+def due_size(rungs, progress: float, size: int):
+    """The size the population shrinks to now, or None: the smallest rung size below `size`
+    whose progress has been reached (never at the end of the budget, where it is moot)."""
+    if progress >= 1.0:
+        return None
+    due = [kept for at, kept in rungs if progress >= at and kept < size]
+    return min(due) if due else None
+
+
+def planned_sizes(rungs, member_steps: int, size: int, steps_per_epoch: int) -> list:
+    """The population's size during each iteration of `fit(member_steps=...)`, mirroring
+    `MemberStepBudget` (stop before overspending) and `due_size` (shrink at iteration ends)."""
+    sizes, spent = [], 0
+    while member_steps - spent >= size:
+        steps = min(steps_per_epoch, (member_steps - spent) // size)
+        spent += steps * size
+        sizes.append(size)
+        shrink = due_size(rungs, spent / member_steps, size)
+        if shrink is not None:
+            size = shrink
+    return sizes
+
+
+def plan_shrink(fitness, keep: int, protected=None) -> np.ndarray:
+    """The `keep` members that stay, sorted: the fittest, with `protected` (a slot, or None)
+    always among them while `keep` > 1. A member of fitness 0 (diverged) goes first."""
+    ranking = rank_by_fitness(sanitize_fitness(fitness))
+    if protected is not None and keep > 1:
+        others = [int(i) for i in ranking if int(i) != protected][: keep - 1]
+        return np.sort(np.array([protected, *others], dtype=int))
+    return np.sort(ranking[:keep].astype(int))
+
+
+@dataclass
+class RescueTracker:
+    """Counts iterations in which no member got below the starting loss (all are stuck).
+
+    "Below" means by more than `tolerance` of the members' mean starting loss: a population
+    at chance wobbles around its starting loss (2.30 on ten classes) without learning."""
+
+    starting_losses: np.ndarray | None = None
+    stuck: int = 0
+
+    def update(self, losses, tolerance=0.01) -> np.ndarray:
+        """Records this iteration's losses; returns the mask of members not below
+        (1 - tolerance) x the mean starting loss."""
+        threshold = (1.0 - tolerance) * float(np.mean(self.starting_losses))
+        not_improved = ~(np.asarray(losses) < threshold)
+        self.stuck = self.stuck + 1 if not_improved.all() else 0
+        return not_improved
+
+
+class BudgetAwareness:
+    """The state and decisions of PopDescent's budget-aware mode (see the module).
+
+    Args:
+        schedule: a `BudgetSchedule` for every member's base rate, or None for none.
+        rungs: (progress, members kept) pairs, or None for `default_rungs(size)`.
+        protect_compiled: keep the member compiled at the user's rate (member 0, set to
+            that rate when training starts) until the last rung.
+        rescue_after: r, restart stuck members after r iterations in which no member beat
+            its starting loss; None never rescues.
+        rescue_drop: a rescued member's rate is its rate x 10**-U(1, rescue_drop), within
+            bounds: "well below the current one".
+    """
+
+    def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
+                 rescue_drop=3.0):
+        if schedule is not None and not isinstance(schedule, BudgetSchedule):
+            raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
+                            f"{type(schedule).__name__}")
+        self.schedule = schedule
+        self.rungs = None if rungs is None else check_rungs(rungs)
+        self.protect_compiled = bool(protect_compiled)
+        self.rescue_after = None if rescue_after is None else check_integer(
+            "rescue_after", rescue_after, minimum=1)
+        self.rescue_drop = check_number("rescue_drop", rescue_drop, minimum=1.0,
+                                        strict_minimum=True)
+        self.rescue = RescueTracker()
+        self.shrunk = False
+
+    def get_config(self):
+        return {
+            "schedule": None if self.schedule is None else self.schedule.get_config(),
+            "rungs": None if self.rungs is None else [list(r) for r in self.rungs],
+            "protect_compiled": self.protect_compiled,
+            "rescue_after": self.rescue_after,
+            "rescue_drop": self.rescue_drop,
+        }
+
+    def rungs_for(self, size):
+        return self.rungs if self.rungs is not None else default_rungs(size)
+
+    def planned_iterations(self, member_steps, size, steps_per_epoch):
+        return len(planned_sizes(self.rungs_for(size), member_steps, size, steps_per_epoch))
+
+    # ------------------------------------------------------------- state for backups
+    def get_state(self) -> dict:
+        losses = self.rescue.starting_losses
+        return {"starting_losses": None if losses is None else [float(v) for v in losses],
+                "stuck": self.rescue.stuck, "shrunk": self.shrunk}
+
+    def set_state(self, state) -> None:
+        losses = state.get("starting_losses")
+        self.rescue.starting_losses = None if losses is None else np.array(losses)
+        self.rescue.stuck = int(state.get("stuck", 0))
+        self.shrunk = bool(state.get("shrunk", False))
+
+    # ------------------------------------------------------------- decisions
+    def protected_slot(self, population):
+        """The slot of the protected member (origin 0), or None (off, or it has left)."""
+        if not self.protect_compiled or 0 not in population.origins:
+            return None
+        return population.origins.index(0)
+
+    def start(self, population, starting_losses):
+        """At the start of training: the protected member gets the compiled rate (within
+        bounds), and the starting losses are recorded for the rescue."""
+        if self.rungs is None:
+            self.rungs = default_rungs(population.size)
+        if population.gradient_steps == population._budget_start and self.protect_compiled:
+            compiled = population.live_hyperparameters.compiled_learning_rates[0]
+            if compiled is not None and "learning_rate" in population.priors:
+                population.set_hyperparameters(0, {"learning_rate": compiled})
+        if self.rescue.starting_losses is None:
+            self.rescue.starting_losses = np.asarray(starting_losses, dtype=np.float64)
+
+    def rescue_plan(self, losses, rates, bounds, rng):
+        """(slots to restart, their new rates) when the population has been stuck for
+        `rescue_after` iterations; else empty. Counts this iteration either way."""
+        if self.rescue_after is None:
+            return [], []
+        not_improved = self.rescue.update(losses)
+        if self.rescue.stuck < self.rescue_after:
+            return [], []
+        self.rescue.stuck = 0
+        slots = [int(i) for i in np.flatnonzero(not_improved)]
+        low, high = bounds
+        new_rates = [
+            float(min(max(rates[i] * 10.0 ** -rng.uniform(1.0, self.rescue_drop), low), high))
+            for i in slots
+        ]
+        return slots, new_rates
+
+
+def losses_from_fitness(fitness) -> np.ndarray:
+    """Inverts the paper's fitness 2 / (2 + loss); fitness 0 (diverged) -> inf."""
+    fitness = sanitize_fitness(fitness)
+    with np.errstate(divide="ignore"):
+        return np.where(fitness > 0, 2.0 / np.where(fitness > 0, fitness, 1.0) - 2.0, math.inf)

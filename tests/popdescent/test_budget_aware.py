@@ -1,0 +1,306 @@
+"""Budget-aware PopDescent: a member-step budget, a shrinking population, a schedule on every
+member's rate, the rescue of a dead population, the exported schedule and the ensemble."""
+
+import keras
+import numpy as np
+import pytest
+
+import popdescent as pd
+from popdescent.strategies.budget_aware import (
+    RescueTracker,
+    check_rungs,
+    plan_shrink,
+    planned_sizes,
+)
+
+
+def tiny(optimizer=None):
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(8, activation="relu", name="hidden"),
+        keras.layers.Dense(3, name="logits"),
+    ])
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    y = np.argmax(x[:, :3], axis=1).astype("int32")
+    return x[:96], y[:96], x[96:], y[96:]
+
+
+def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None):
+    return pd.Population(tiny(optimizer), size=size, seed=seed,
+                         hyperparameters={"learning_rate": pd.LogUniform(low, high, bounds)})
+
+
+def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs):
+    x, y, x_val, y_val = problem
+    strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, **kwargs)
+    history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=steps,
+                      validation_data=(x_val, y_val), verbose=0,
+                      callbacks=[strategy, *(callbacks or [])])
+    return strategy, history
+
+
+# ------------------------------------------------------------------ the budget
+def test_a_fixed_population_spends_exactly_its_member_step_budget(problem):
+    pop = population(size=4)
+    x, y, x_val, y_val = problem
+    history = pop.fit(x, y, batch_size=16, member_steps=200, steps_per_epoch=6,
+                      validation_data=(x_val, y_val), verbose=0,
+                      callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
+    assert pop.gradient_steps == 200  # 50 batches of 4: the last iteration is cut to 2
+    assert len(history.epoch) == 9
+
+
+def test_a_shrinking_population_spends_exactly_its_budget_in_the_planned_iterations(problem):
+    pop = population()
+    _, history = budget_fit(pop, problem, member_steps=403)
+    assert pop.gradient_steps == 403
+    assert pop.size == 1
+    assert len(history.epoch) == len(planned_sizes(((0.1, 2), (0.3, 1)), 403, 5, 4))
+
+
+def test_fit_refuses_epochs_with_member_steps_and_a_budget_below_one_batch(problem):
+    x, y, x_val, y_val = problem
+    pop = population(size=3)
+    with pytest.raises(ValueError, match="either epochs or member_steps"):
+        pop.fit(x, y, epochs=2, member_steps=30, steps_per_epoch=2)
+    with pytest.raises(ValueError, match=r"member_steps must be an integer >= 3, got 2"):
+        pop.fit(x, y, member_steps=2, steps_per_epoch=2)
+    assert pop.gradient_steps == 0
+
+
+def test_budget_aware_mode_refuses_a_fit_without_budget(problem):
+    x, y, x_val, y_val = problem
+    pop = population(size=3)
+    with pytest.raises(ValueError, match="member_steps"):
+        pop.fit(x, y, epochs=1, steps_per_epoch=2, validation_data=(x_val, y_val), verbose=0,
+                callbacks=[pd.PopDescent(elites=1, budget_aware=True)])
+
+
+@pytest.mark.parametrize("rungs", [[(0.5, 2), (0.3, 1)], [(0.1, 1), (0.3, 2)], [(0.0, 2)],
+                                   [(1.5, 1)], "fast"])
+def test_bad_rungs_are_refused_before_training(rungs):
+    with pytest.raises(ValueError, match="rungs"):
+        pd.PopDescent(budget_aware=True, rungs=rungs)
+
+
+def test_schedule_and_rungs_without_budget_aware_are_refused():
+    with pytest.raises(ValueError, match="budget_aware=True"):
+        pd.PopDescent(rungs=[(0.5, 1)])
+
+
+# ------------------------------------------------------------------ the shrink
+def test_plan_shrink_keeps_the_fittest_and_the_protected_member():
+    fitness = np.array([0.1, 0.9, 0.5, 0.7, 0.0])
+    assert plan_shrink(fitness, 2).tolist() == [1, 3]
+    assert plan_shrink(fitness, 2, protected=0).tolist() == [0, 1]
+    assert plan_shrink(fitness, 1, protected=0).tolist() == [1]  # the last rung competes
+
+
+def test_a_shrink_keeps_the_fittest_members_and_lineage_says_who_left(problem):
+    pop = population()
+    budget_fit(pop, problem, member_steps=400, protect_compiled=False)
+    shrinks = [entry for entry in pop.lineage if "kept" in entry]
+    assert [len(entry["kept"]) for entry in shrinks] == [2, 1]
+    for entry in shrinks:
+        fitness = np.array([member["fitness"] for member in entry["members"]])
+        best = np.argsort(-fitness, kind="stable")[: len(entry["kept"])]
+        assert sorted(entry["kept"]) == sorted(best.tolist())
+        assert len(entry["left"]) == len(entry["members"]) - len(entry["kept"])
+    assert pop.origins == [o for o in range(5) if o not in shrinks[0]["left"] + shrinks[1]["left"]]
+    # after the first shrink nothing is replaced any more: the survivors only train
+    first = pop.lineage.index(shrinks[0])
+    assert not any(m["replaced"] for entry in pop.lineage[first:] for m in entry["members"])
+
+
+def test_the_member_compiled_at_the_users_rate_is_protected_until_the_last_rung(problem):
+    pop = population(low=1e-4, high=1e-3)  # the compiled 1e-2 lies outside the prior: clipped
+    budget_fit(pop, problem, member_steps=400)
+    first = next(entry for entry in pop.lineage if "kept" in entry)
+    assert 0 in first["kept"]  # slot 0 held origin 0 until then
+    before = pop.lineage[: pop.lineage.index(first)]
+    assert not any(entry["members"][0]["replaced"] for entry in before)
+    assert pop.lineage_start["members"][0]["learning_rate"] == pytest.approx(1e-3, rel=1e-6)
+
+
+# ------------------------------------------------------------------ the schedule
+class RateRecorder(keras.callbacks.Callback):
+    """After every batch, each slot's optimizer rate (the rate that batch's update used)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rates.append([float(m.optimizer.learning_rate.numpy()) for m in self.model.members])
+
+
+def test_every_member_trains_at_its_base_rate_times_the_schedule(problem):
+    pop = population(size=3)
+    recorder = RateRecorder()
+    schedule = pd.BudgetSchedule(decay_start=0.0)
+    steps_before = []
+
+    class Steps(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            steps_before.append(pop.gradient_steps)
+
+    budget_fit(pop, problem, member_steps=120, schedule=schedule, rungs=[(0.9, 1)],
+               callbacks=[Steps(), recorder], rescue_after=None)
+    bases = [m["hyperparameters"]["learning_rate"] for m in pop.lineage[-1]["members"]]
+    last = recorder.rates[-1]
+    expected = 1.0 - steps_before[-1] / 120
+    for rate, base in zip(last, bases):
+        assert rate == pytest.approx(base * expected, rel=1e-5)
+    assert recorder.rates[0][0] == pytest.approx(pop.lineage_start["members"][0]["learning_rate"],
+                                                 rel=1e-6)
+
+
+def test_the_multiplier_scales_a_plain_sgd_update(problem):
+    x, y, _, _ = problem
+    updates = []
+    for multiplier in (1.0, 0.25):
+        pop = population(size=2, optimizer=keras.optimizers.SGD(0.1), low=0.05, high=0.2)
+        pop.live_hyperparameters.set_multiplier(multiplier)
+        before = [w.numpy().copy() for w in pop.member(0).trainable_variables]
+        pop.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=1, verbose=0)
+        after = [w.numpy() for w in pop.member(0).trainable_variables]
+        updates.append(np.concatenate([(a - b).ravel() for a, b in zip(after, before)]))
+    np.testing.assert_allclose(updates[1], 0.25 * updates[0], rtol=1e-4, atol=1e-7)
+
+
+def test_budget_schedule_is_constant_then_linear_to_final():
+    schedule = pd.BudgetSchedule(warmup=0.1, decay_start=0.5, final=0.2)
+    assert schedule.multiplier(0.05) == pytest.approx(0.5)
+    assert schedule.multiplier(0.3) == pytest.approx(1.0)
+    assert schedule.multiplier(0.75) == pytest.approx(0.6)
+    assert schedule.multiplier(1.0) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"decay_start must be in \[warmup, 1\]"):
+        pd.BudgetSchedule(warmup=0.5, decay_start=0.2)
+
+
+# ------------------------------------------------------------------ the rescue
+def test_rescue_tracker_counts_only_iterations_where_every_member_is_stuck():
+    tracker = RescueTracker(starting_losses=np.array([2.29, 2.31]))
+    tracker.update([2.3, 2.4])
+    tracker.update([2.28, 2.5])  # 2.28 is not below 0.99 x 2.3
+    assert tracker.stuck == 2
+    tracker.update([1.0, 2.5])
+    assert tracker.stuck == 0
+
+
+def test_rescue_restarts_a_population_stuck_at_chance_with_lower_rates(problem):
+    # Adam at rates 3-10 on this problem: every member blows past its starting loss.
+    pop = population(low=3.0, high=10.0, bounds=(1e-5, 10.0))
+    budget_fit(pop, problem, member_steps=400, rescue_after=1, protect_compiled=False)
+    restarted = [(entry["epoch"], i) for entry in pop.lineage
+                 for i, m in enumerate(entry["members"]) if m.get("restarted")]
+    assert restarted
+    epoch, slot = restarted[0]
+    rate_after = pop.lineage[epoch]["members"][slot]["hyperparameters"]["learning_rate"]
+    assert rate_after < 0.3  # at least 10x below the lowest starting rate
+
+
+def test_rescue_leaves_a_healthy_population_alone(problem):
+    pop = population(low=1e-2, high=1e-1)
+    budget_fit(pop, problem, member_steps=400, rescue_after=1)
+    assert not any(m.get("restarted") for entry in pop.lineage for m in entry["members"])
+
+
+# ------------------------------------------------------------------ resume across a shrink
+class StopAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_run_killed_after_a_shrink_resumes_bit_identical(problem, tmp_path):
+    reference = population(seed=3)
+    budget_fit(reference, problem, member_steps=400)
+    killed = population(seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        budget_fit(killed, problem, member_steps=400,
+                   callbacks=[StopAt(12), pd.BackupAndRestore(tmp_path)])
+    assert killed.size < 5  # it had shrunk before the kill
+    resumed = population(seed=3)
+    budget_fit(resumed, problem, member_steps=400, callbacks=[pd.BackupAndRestore(tmp_path)])
+    assert resumed.origins == reference.origins
+    assert resumed.gradient_steps == reference.gradient_steps == 400
+    assert resumed.lineage == reference.lineage
+    for a, b in zip(reference.state_variables(), resumed.state_variables(), strict=True):
+        assert np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+# ------------------------------------------------------------------ export and ensemble
+def test_the_exported_schedule_replays_the_rates_the_returned_member_trained_with(problem):
+    pop = population(size=4, seed=1)
+    recorder = RateRecorder()
+    lines = [[] for _ in range(4)]  # per slot, the rates its line trained with
+
+    class Follow(keras.callbacks.Callback):
+        """Follows each slot's line forward: appends each batch's rate, copies a parent's
+        line on a replacement and drops lines that leave."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            for slot, rate in enumerate(recorder.rates[-1]):
+                lines[slot].append(rate)
+
+        def on_epoch_end(self, epoch, logs=None):
+            entry = pop.lineage[-1]
+            old = [list(line) for line in lines]
+            for slot, member in enumerate(entry["members"]):
+                if member["replaced"]:
+                    lines[slot] = [] if member.get("restarted") else list(old[member["parent"]])
+            if "kept" in entry:
+                lines[:] = [lines[i] for i in entry["kept"]]
+
+    budget_fit(pop, problem, member_steps=320, rungs=[(0.5, 1)],
+               callbacks=[recorder, Follow()])
+    schedule, l2 = pop.exported_schedule(0)
+    assert l2 is None
+    expected = lines[0]
+    assert len(schedule.values) == len(expected)
+    fresh = keras.optimizers.SGD(learning_rate=schedule)
+    for step, rate in enumerate(expected):
+        fresh.iterations.assign(step)
+        assert float(fresh.learning_rate) == pytest.approx(rate, rel=1e-5)
+
+
+def test_the_ensemble_of_the_fittest_members_averages_their_probabilities(problem):
+    x, y, x_val, y_val = problem
+    pop = population(size=3)
+    pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=4, validation_data=(x_val, y_val),
+            verbose=0, callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
+    ensemble = pop.ensemble_model(2)
+    chosen = ensemble.members_chosen
+    probabilities = [keras.ops.convert_to_numpy(keras.ops.softmax(pop.member(i)(x_val)))
+                     for i in chosen]
+    mixed = keras.ops.convert_to_numpy(keras.ops.softmax(ensemble(x_val)))
+    np.testing.assert_allclose(mixed, np.mean(probabilities, axis=0), rtol=1e-4, atol=1e-6)
+    member_losses = [pop.member(i).evaluate(x_val, y_val, verbose=0) for i in chosen]
+    assert ensemble.evaluate(x_val, y_val, verbose=0) <= np.mean(member_losses) + 1e-6
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 3\], got 4"):
+        pop.ensemble_model(4)
+
+
+def test_relative_weight_noise_scales_with_each_variables_own_spread(problem):
+    pop = population(size=2)
+    kernel = pop.member(0).trainable_variables[0]
+    kernel.assign(kernel.numpy() * 100.0)
+    before = [v.numpy().copy() for v in pop.member(0).trainable_variables]
+    pop.perturb_weights(0, 0.1, seed=1, relative=True)
+    delta = pop.member(0).trainable_variables[0].numpy() - before[0]
+    assert np.std(delta) == pytest.approx(0.1 * np.std(before[0]), rel=0.3)
+    bias_delta = pop.member(0).trainable_variables[1].numpy() - before[1]
+    assert np.all(bias_delta == 0)  # a zero bias has no spread: no noise
