@@ -52,7 +52,7 @@ import keras
 import numpy as np
 
 from experiments.core.models import INPUT_SHAPES, build_model
-from experiments.core.validation import check_choice, check_positive_number
+from experiments.core.validation import check_choice, check_positive_number, is_number
 
 __all__ = [
     "Budget",
@@ -203,8 +203,7 @@ def _positive_pair(name, value):
     """`value` as a (low, high) pair of finite floats with 0 < low < high, or a ValueError."""
     pair = None
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        for v in value
+        is_number(v, (int, float, np.integer, np.floating)) for v in value
     ):
         pair = (float(value[0]), float(value[1]))
     if pair is None or not (0 < pair[0] < pair[1] < float("inf")):
