@@ -1,5 +1,7 @@
 """ESGD: evolutionary stochastic gradient descent (Cui, Zhang, Kingsbury & Zhang, 2018) as a
-strategy callback over the same `Population` PopDescent and PBT use, and the `esgd` method.
+strategy callback over the same `Population` PopDescent and PBT use, with the settings of the
+ESGD code the paper ran (`paper_esgd`). The benchmark's `esgd` method is
+`experiments.methods.esgd`.
 
 One generation is one epoch of `Population.fit`: every member first takes its local optimizer
 steps (the population's train step, the only training loop), then this callback makes
@@ -10,27 +12,17 @@ with the back-off of the ESGD paper: the best fitness never gets worse.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from baselines.common import build_population, train_and_summarize
-from experiments.methods import (
-    MethodContext,
-    MethodResult,
-    learning_rate_prior,
-    make_optimizer,
-)
-from popdescent.hyperparameters import Fixed
 from popdescent.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
 from popdescent.strategies.base import PopulationStrategy
 
 __all__ = [
     "ESGD", "OffspringPlan", "plan_offspring", "select_survivors", "back_off", "assign_slots",
-    "mean_weights", "run",
+    "mean_weights", "paper_esgd", "OPTIMIZERS", "PAPER_SGD", "MUTATION_LENGTH", "FIXED_L2",
 ]
 
 
@@ -328,7 +320,7 @@ class ESGD(PopulationStrategy):
         }
 
 
-# ----------------------------------------------------------------------------- the method
+# ----------------------------------------------------------------------------- the paper's settings
 OPTIMIZERS = ("adam", "sgd")
 # The ESGD code the paper ran (esgd-ws): plain SGD with momentum 0.9 at lr 0.001 on
 # Fashion-MNIST, SGD at lr 0.01 without momentum on CIFAR-10; sigma0 0.001 and 0.01.
@@ -339,47 +331,15 @@ MUTATION_LENGTH = {"fmnist": 1e-3, "cifar10": 1e-2}
 FIXED_L2 = 1e-3
 
 
-def run(context: MethodContext) -> MethodResult:
-    """ESGD within `context.budget`: `budget.iterations` generations of
-    `budget.steps_per_iteration` local steps per member; returns the fittest member.
-
-    `context.options["esgd_optimizer"]`: "adam" (default: Adam(1e-3), every method's local
-    optimizer) or "sgd" (the paper's ESGD run: `PAPER_SGD[dataset]`).
-    `context.options["lr_range"]`: instead of that one fixed rate, each member's rate is drawn
-    log-uniformly from the range; ESGD never mutates it, so it changes only as selection
-    favours the offspring of members with better rates (each child inherits its first
-    parent's rate). `lr_bounds` are accepted and validated, but ESGD never moves a rate.
-    """
-    started = time.perf_counter()
-    optimizer_name = context.options.get("esgd_optimizer", "adam")
-    if optimizer_name not in OPTIMIZERS:
-        raise ValueError(f"esgd_optimizer must be one of {OPTIMIZERS}, got {optimizer_name!r}")
-    prior = learning_rate_prior(context)  # validates lr_range and lr_bounds before training
-    budget = context.budget
-    strategy = ESGD(
+def paper_esgd(dataset: str, population_size: int, elites: int, cv_batch_size: int) -> ESGD:
+    """ESGD as the paper ran it on `dataset` ("fmnist" | "cifar10"): 4 offspring per member,
+    3 parents per child (at most `population_size`), sigma0 `MUTATION_LENGTH[dataset]`."""
+    if dataset not in MUTATION_LENGTH:
+        raise ValueError(f"dataset must be one of {tuple(MUTATION_LENGTH)}, got {dataset!r}")
+    return ESGD(
         reproductive_factor=4,
-        mixing_number=min(3, budget.population_size),
-        elites=budget.elites,
-        mutation_length=MUTATION_LENGTH[context.dataset],
-        cv_batch_size=budget.cv_batch_size,
+        mixing_number=min(3, population_size),
+        elites=elites,
+        mutation_length=MUTATION_LENGTH[dataset],
+        cv_batch_size=cv_batch_size,
     )
-    keras.utils.set_random_seed(context.seed)
-    if optimizer_name == "adam":
-        learning_rate, factory = 1e-3, make_optimizer
-    else:
-        settings = PAPER_SGD[context.dataset]
-        learning_rate = settings["learning_rate"]
-
-        def factory():
-            return keras.optimizers.SGD(**settings)
-
-    if "lr_range" in context.options:
-        hyperparameters = {"learning_rate": prior}
-    else:
-        hyperparameters = {"learning_rate": Fixed(learning_rate)}
-    if context.regularization:
-        hyperparameters["l2"] = Fixed(FIXED_L2)
-    population = build_population(context, hyperparameters, factory)
-    result = train_and_summarize(context, population, strategy, started, optimizer=optimizer_name)
-    result.details["generations"] = strategy.generation
-    return result

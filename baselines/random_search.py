@@ -1,75 +1,36 @@
-"""KerasTuner RandomSearch as a benchmark method: `run(context) -> MethodResult`.
-
-The real `keras_tuner.RandomSearch`, set up as the paper describes it: 25 trials of 2
-executions each, learning rate log-uniform in [1e-4, 1e-2] (or `options["lr_range"]`; Adam,
-every method's local optimizer), with regularization also an L2 rate log-uniform in
-[1e-6, 1e-1] on the hidden Dense kernel, trials scored on validation loss; then the best configuration is retrained for
-up to 20 epochs with EarlyStopping(val_loss, patience 2, restore_best_weights=True).
-
-Each execution and each retraining epoch is one "epoch" of `steps_per_epoch` steps: a full
-pass over the training data at paper scale (938 steps on Fashion-MNIST, as in the paper),
-shortened by the budget's share of the paper-scale budget at smaller scales. The data is a
-repeating `tf.data` stream, because Keras 3's `fit(x, y, steps_per_epoch=S)` on arrays stops
-when the arrays run out instead of wrapping around. Gradient steps are counted from what ran:
-each trained model's optimizer iteration count, searches and retraining alike.
-
-Departures from the paper's code, on purpose: objective val_loss (the code used val_accuracy),
-L2 sampled log-uniformly (the code: linearly on [1e-5, 0.1]), retraining steps counted in the
-budget (the paper left them out), restore_best_weights=True.
+"""KerasTuner's RandomSearch as the paper's random-search baseline ran it: a hypermodel that
+records every execution (`RecordingHyperModel`), the tuner scored on validation loss
+(`random_search_tuner`), the retraining's best-loss curve (`BestLossCurve`) and early stopping
+patience, and an endless training stream (`training_stream`). The benchmark's `random` method
+(the paper's model, its budget, its search space) is `experiments.methods.random`.
 """
 
 from __future__ import annotations
 
 import math
+import pathlib
 import time
 
 import keras
 import keras_tuner
 import tensorflow as tf
 
-from experiments.methods import (
-    L2_RANGE,
-    LEARNING_RATE_RANGE,
-    MethodContext,
-    learning_rate_range,
-    MethodResult,
-    get_budget,
-    make_optimizer,
-    validation_loss,
-)
-from experiments.models import build_model, paper_loss
+__all__ = ["RecordingHyperModel", "BestLossCurve", "random_search_tuner", "training_stream",
+           "PATIENCE"]
 
-__all__ = ["run", "PaperHyperModel", "search_schedule", "training_stream", "SEARCH"]
-
-# (trials, executions per trial, most retraining epochs) per scale; smoke runs in seconds.
-SEARCH = {"paper": (25, 2, 20), "small": (25, 2, 20), "smoke": (2, 2, 3)}
-PATIENCE = 2
+PATIENCE = 2  # the retraining's EarlyStopping patience (epochs)
 
 
-class PaperHyperModel(keras_tuner.HyperModel):
-    """The paper's model with a tuned Adam learning rate (and L2 rate); `fit` records every
-    execution's hyperparameters, gradient steps, validation loss and the seconds since
-    `started` (default: when the hypermodel is made) in `executions`."""
+class RecordingHyperModel(keras_tuner.HyperModel):
+    """A hypermodel whose `fit` records every execution: hyperparameters, epochs, gradient
+    steps, `score(model)` after training and the seconds since `started` (default: when the
+    hypermodel is made), in `executions`. Subclasses define `build(hp)`."""
 
-    def __init__(self, dataset, regularization, data, learning_rate_range=LEARNING_RATE_RANGE,
-                 started=None):
-        super().__init__(name="paper_model")
-        self.dataset = dataset
-        self.regularization = regularization
-        self.data = data
-        self.learning_rate_range = tuple(float(rate) for rate in learning_rate_range)
+    def __init__(self, score, started=None, name=None):
+        super().__init__(name=name)
+        self.score = score
         self.started = time.perf_counter() if started is None else float(started)
         self.executions = []
-
-    def build(self, hp):
-        learning_rate = hp.Float("learning_rate", *self.learning_rate_range, sampling="log")
-        if self.regularization:
-            l2 = hp.Float("l2", *L2_RANGE, sampling="log")
-            model = build_model(self.dataset, regularization="dense", l2=l2)
-        else:
-            model = build_model(self.dataset, regularization="none")
-        model.compile(optimizer=make_optimizer(learning_rate), loss=paper_loss())
-        return model
 
     def fit(self, hp, model, *args, **kwargs):
         history = model.fit(*args, **kwargs)
@@ -77,38 +38,43 @@ class PaperHyperModel(keras_tuner.HyperModel):
             "hyperparameters": dict(hp.values),
             "epochs": len(history.epoch),
             "gradient_steps": int(model.optimizer.iterations.numpy()),
-            "validation_loss": validation_loss(model, self.data),
+            "validation_loss": self.score(model),
             "seconds": time.perf_counter() - self.started,
         })
         return history
 
 
-class RetrainingCurve(keras.callbacks.Callback):
-    """During retraining: the best validation loss so far of the model, one point
-    (gradient steps, loss, seconds since `started`) per epoch."""
+class BestLossCurve(keras.callbacks.Callback):
+    """During retraining: the best `score(model)` so far, one point (gradient steps,
+    loss, seconds since `started`) per epoch."""
 
-    def __init__(self, data, steps_before, best_so_far=math.inf, started=None):
+    def __init__(self, score, steps_before, best_so_far=math.inf, started=None):
         super().__init__()
-        self.data, self.steps_before = data, steps_before
+        self.score, self.steps_before = score, steps_before
         self.best = best_so_far
         self.started = time.perf_counter() if started is None else float(started)
         self.points = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.best = min(self.best, validation_loss(self.model, self.data))
+        self.best = min(self.best, self.score(self.model))
         steps = self.steps_before + int(self.model.optimizer.iterations.numpy())
         self.points.append((steps, float(self.best), time.perf_counter() - self.started))
 
 
-def search_schedule(context: MethodContext) -> dict:
-    """Trials, executions, steps per epoch and retraining epochs at the context's scale."""
-    trials, executions, retrain_epochs = SEARCH[context.scale]
-    paper = get_budget(context.dataset, "paper")
-    share = context.budget.member_steps / paper.member_steps
-    full_epoch = math.ceil(len(context.data.x_train) / context.budget.batch_size)
-    return {"trials": trials, "executions_per_trial": executions,
-            "steps_per_epoch": max(1, round(full_epoch * share)),
-            "retrain_epochs": retrain_epochs}
+def random_search_tuner(hypermodel, trials, executions_per_trial, seed,
+                        directory) -> keras_tuner.RandomSearch:
+    """`keras_tuner.RandomSearch` over `hypermodel`, trials scored on validation loss, in a
+    fresh project under `directory`."""
+    return keras_tuner.RandomSearch(
+        hypermodel,
+        objective="val_loss",
+        max_trials=trials,
+        executions_per_trial=executions_per_trial,
+        seed=seed,
+        directory=str(pathlib.Path(directory)),
+        project_name="random_search",
+        overwrite=True,
+    )
 
 
 def training_stream(x, y, batch_size, seed) -> tf.data.Dataset:
@@ -116,67 +82,3 @@ def training_stream(x, y, batch_size, seed) -> tf.data.Dataset:
     return (tf.data.Dataset.from_tensor_slices((x, y))
             .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .repeat().batch(batch_size).prefetch(2))
-
-
-def run(context: MethodContext) -> MethodResult:
-    """Random search with KerasTuner, then the best configuration retrained."""
-    started = time.perf_counter()
-    search_space = learning_rate_range(context)  # validates lr_range before training
-    keras.utils.set_random_seed(context.seed)
-    schedule = search_schedule(context)
-    data, budget = context.data, context.budget
-    hypermodel = PaperHyperModel(context.dataset, context.regularization, data, search_space,
-                                 started)
-    tuner = keras_tuner.RandomSearch(
-        hypermodel,
-        objective="val_loss",
-        max_trials=schedule["trials"],
-        executions_per_trial=schedule["executions_per_trial"],
-        seed=context.seed,
-        directory=str(context.work_dir / "keras_tuner"),
-        project_name="random_search",
-        overwrite=True,
-    )
-    stream = training_stream(data.x_train, data.y_train, budget.batch_size, context.seed)
-    fit_arguments = {"steps_per_epoch": schedule["steps_per_epoch"],
-                     "validation_data": (data.x_val, data.y_val),
-                     "validation_batch_size": 500, "verbose": context.verbose,
-                     "shuffle": False}  # the stream is shuffled already
-    tuner.search(stream, epochs=1, **fit_arguments)
-
-    curve, steps, best = [], 0, math.inf
-    per_trial = schedule["executions_per_trial"]
-    for start in range(0, len(hypermodel.executions), per_trial):
-        for execution in hypermodel.executions[start:start + per_trial]:
-            steps += execution["gradient_steps"]
-            best = min(best, execution["validation_loss"])
-        curve.append((steps, float(best), execution["seconds"]))
-    search_steps = steps
-
-    best_hyperparameters = tuner.get_best_hyperparameters(1)[0]
-    keras.utils.set_random_seed(context.seed)
-    model = hypermodel.build(best_hyperparameters)
-    retraining = RetrainingCurve(data, search_steps, started=started)
-    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE,
-                                             restore_best_weights=True)
-    history = model.fit(stream, epochs=schedule["retrain_epochs"],
-                        callbacks=[stopping, retraining], **fit_arguments)
-    retrain_steps = int(model.optimizer.iterations.numpy())
-    curve.extend(retraining.points)
-    completed = [trial for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED"]
-    return MethodResult(
-        model=model,
-        gradient_steps=search_steps + retrain_steps,
-        curve=curve,
-        details={
-            **schedule,
-            "trials_completed": len(completed),
-            "search_steps": search_steps,
-            "retrain_steps": retrain_steps,
-            "retrain_epochs_run": len(history.epoch),
-            "hyperparameters": {k: float(v) for k, v in best_hyperparameters.values.items()},
-            "best_trial_score": float(tuner.oracle.get_best_trials(1)[0].score),
-            "executions": hypermodel.executions,
-            "objective": "val_loss",
-        },
-    )

@@ -44,17 +44,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from experiments import methods, variants  # noqa: E402
+from experiments.core import contract  # noqa: E402
+from experiments.core.data import load_splits  # noqa: E402
+from experiments.methods import variants  # noqa: E402
+from experiments.reports.table1 import mean_std  # noqa: E402
 
 EXPERIMENT = "ablation"
 TRAIN_SUBSET = 10_000
 INITIAL_RATE = 1e-3
 BUDGETS = {
-    "paper": methods.Budget(iterations=35, steps_per_iteration=128, batch_size=64,
+    "paper": contract.Budget(iterations=35, steps_per_iteration=128, batch_size=64,
                             population_size=10, elites=5, cv_batch_size=640),
-    "small": methods.Budget(iterations=10, steps_per_iteration=32, batch_size=64,
+    "small": contract.Budget(iterations=10, steps_per_iteration=32, batch_size=64,
                             population_size=10, elites=5, cv_batch_size=640),
-    "smoke": methods.Budget(iterations=2, steps_per_iteration=2, batch_size=64,
+    "smoke": contract.Budget(iterations=2, steps_per_iteration=2, batch_size=64,
                             population_size=4, elites=2, cv_batch_size=64),
 }
 DEFAULT_SEEDS = {"paper": (5, 34, 79), "small": (5,), "smoke": (5,)}
@@ -95,7 +98,7 @@ def jobs(scale, seeds, rows=ROW_NAMES, model="cnn") -> list:
             options["initial_l2"] = INITIAL_RATE
         if model == "mlp":
             options["model"] = "mlp"
-        chosen += [variants.Job(variant=row.name, method="popdescent", dataset="fmnist",
+        chosen += [variants.Variant(variant=row.name, method="popdescent", dataset="fmnist",
                                 seed=seed, regularization=row.regularization,
                                 budget=BUDGETS[scale], options=options) for seed in seeds]
     return chosen
@@ -107,14 +110,12 @@ def load_data(scale, data_dir=None):
     from popdescent.datasets import load_dataset
 
     if scale == "smoke":
-        return methods.load_splits("fmnist", "smoke", data_dir=data_dir)
+        return load_splits("fmnist", "smoke", data_dir=data_dir)
     return load_dataset("fmnist", data_dir=data_dir, train_subset=TRAIN_SUBSET, seed=0)
 
 
 # ----------------------------------------------------------------------------- Table 2
 def _mean_std(values):
-    from experiments.report import mean_std
-
     return mean_std(values) if len(values) else "not run"
 
 
@@ -166,14 +167,14 @@ def write_table2(records, path) -> str:
 
 
 def _scale_rank(scale):
-    return methods.SCALES[::-1].index(scale) if scale in methods.SCALES else 9
+    return contract.SCALES[::-1].index(scale) if scale in contract.SCALES else 9
 
 
 # ----------------------------------------------------------------------------- command line
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.ablation",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=methods.SCALES, default="small")
+    parser.add_argument("--scale", choices=contract.SCALES, default="small")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="default: paper 5 34 79 (the reference code's), small/smoke 5")
     parser.add_argument("--rows", nargs="+", choices=ROW_NAMES, default=list(ROW_NAMES))

@@ -37,12 +37,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from experiments import ablation, benchmark, methods, report, sensitivity, variants  # noqa: E402
+from experiments import ablation, benchmark, report, sensitivity  # noqa: E402
+from experiments.core import contract  # noqa: E402
+from experiments.core.records import RECORDS_FILE, git_commit, write_record  # noqa: E402
+from experiments.methods import variants  # noqa: E402
+from experiments.reports import table1 as table1_report  # noqa: E402
 
 TABLES = ("table1", "table2", "table3_4")
 TABLE1_METHODS = ("adam", "grid", "random", "esgd", "pbt", "popdescent")
 REGULARIZED_METHODS = ("adam", "grid", "random", "pbt", "popdescent")  # the paper ran no ESGD reg
-TABLE1_SEEDS = {"smoke": (5,), "small": (5,), "paper": methods.PAPER_SEEDS}
+TABLE1_SEEDS = {"smoke": (5,), "small": (5,), "paper": contract.PAPER_SEEDS}
 # Reports of the other experiment scripts, linked from results.md when they sit in DOCS.
 BEYOND_THE_PAPER = (
     ("robustness.md", "Robustness to a wrong starting learning rate (experiments.robustness)"),
@@ -57,7 +61,7 @@ TITLES = {"table1": "Table 1 (benchmark)", "table2": "Table 2 (ablation)",
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.reproduce",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=methods.SCALES, default="small")
+    parser.add_argument("--scale", choices=contract.SCALES, default="small")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results"),
                         help="where the records go (default results/)")
     parser.add_argument("--docs", type=pathlib.Path, default=None,
@@ -66,8 +70,8 @@ def parse_args(argv=None):
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     parser.add_argument("--methods", nargs="+", choices=TABLE1_METHODS,
                         default=list(TABLE1_METHODS), help="Table 1's methods")
-    parser.add_argument("--datasets", nargs="+", choices=methods.DATASETS,
-                        default=list(methods.DATASETS), help="Table 1's datasets")
+    parser.add_argument("--datasets", nargs="+", choices=contract.DATASETS,
+                        default=list(contract.DATASETS), help="Table 1's datasets")
     parser.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
                         help="model of the ablation and the sensitivity (mlp: for tests)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None)
@@ -103,8 +107,8 @@ def stage_commands(args) -> dict:
 
 def records_at_scale(out, scale) -> dict:
     """Table -> this scale's records in `out` (the last one written per key)."""
-    table1 = [r for r in report.latest_records(out) if r["scale"] == scale] if (
-        out / benchmark.RECORDS_FILE).is_file() else []
+    table1 = [r for r in table1_report.latest_records(out) if r["scale"] == scale] if (
+        out / RECORDS_FILE).is_file() else []
     return {
         "table1": table1,
         "table2": [r for r in variants.read_experiment(out / "ablation") if r["scale"] == scale],
@@ -121,10 +125,10 @@ def render(records, docs) -> list:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
         for record in records["table1"]:
-            benchmark.write_record(scratch / benchmark.RECORDS_FILE, record)
+            write_record(scratch / RECORDS_FILE, record)
         for name, table in (("ablation", "table2"), ("sensitivity", "table3_4")):
             for record in records[table]:
-                benchmark.write_record(variants.records_path(scratch / name, record["variant"]),
+                write_record(variants.records_path(scratch / name, record["variant"]),
                                        record)
         if any(records.values()):
             report.main([str(scratch), "--out", str(docs)])
@@ -145,16 +149,16 @@ def table1_ordering(records) -> list:
                  (dataset, regularization)]
         ours = {m: _mean_test([r for r in group if r["method"] == m])
                 for m in {r["method"] for r in group}}
-        paper = {m: report.PAPER_TABLE1[(dataset, regularization, m)][0] for m in ours
-                 if (dataset, regularization, m) in report.PAPER_TABLE1}
+        paper = {m: table1_report.PAPER_TABLE1[(dataset, regularization, m)][0] for m in ours
+                 if (dataset, regularization, m) in table1_report.PAPER_TABLE1}
         if len(paper) < 2:
             continue
         our_order = sorted(paper, key=ours.get)
         paper_order = sorted(paper, key=paper.get)
-        names = report.ALGORITHMS
+        names = table1_report.ALGORITHMS
         verdict = "agrees" if our_order == paper_order else "disagrees"
         lines.append(
-            f"- {report.DATASET_NAMES.get(dataset, dataset)} "
+            f"- {table1_report.DATASET_NAMES.get(dataset, dataset)} "
             f"{'reg' if regularization else 'no-reg'}: ours "
             f"{' < '.join(names.get(m, m) for m in our_order)}; paper "
             f"{' < '.join(names.get(m, m) for m in paper_order)} ({verdict})"
@@ -195,8 +199,8 @@ def write_results(args, records, figures, elapsed) -> pathlib.Path:
         f"# Reproduction at scale `{args.scale}`", "",
         f"Rendered {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by "
         f"`python -m experiments.reproduce --scale {args.scale}` from the records in "
-        f"`{args.out}` (commit {benchmark._git_commit() or 'unknown'}). Budgets: "
-        "`experiments/methods.py` (Table 1), `experiments/ablation.py` (Table 2), "
+        f"`{args.out}` (commit {git_commit() or 'unknown'}). Budgets: "
+        "`experiments/core/contract.py` (Table 1), `experiments/ablation.py` (Table 2), "
         "`experiments/sensitivity.py` (Tables 3-4). Machines: "
         + ("; ".join(machines) or "—") + ".", "",
         "| Part | Runs recorded | Training wall time (sum over runs) | This invocation |",

@@ -2,7 +2,8 @@
 
     python -m experiments.robustness --dataset fmnist cifar10 --seeds 5 15 24 \\
         --scale smoke|small [--method adam pbt ...] [--range too-small ...] \\
-        [--out results/robustness] [--docs DIR] [--data-dir D] [--force] [--quiet] [--render-only]
+        [--out results/robustness] [--docs DIR] [--data-dir D] [--model cnn|mlp] [--force] \\
+        [--quiet] [--render-only]
 
 Ranges (`RANGES`): too small [1e-6, 1e-5], too large [0.05, 0.5] and the paper's [1e-4, 1e-2].
 Each method gets the range through `MethodContext.options["lr_range"]` and honours it: `adam`
@@ -13,29 +14,30 @@ the same wide bounds for all three ranges, so they may walk out of a bad range; 
 PopDescent mutate rates, ESGD only selects among its members' initial draws.
 
 Records: one JSON line per (method, dataset, seed, scale) in `OUT/<range>/records.jsonl`,
-written atomically by the benchmark harness's `run_one` / `write_record` (the same evaluation:
+written atomically by the harness's runner (`experiments.core.runner`: the same evaluation:
 test loss on the whole test half of the model each method chose on validation data), so an
 interrupted study resumes where it stopped; `--force` reruns finished records. A run whose
 population diverges entirely (every member non-finite) is recorded as failed, with its error.
-After the runs, `experiments.robustness_report` writes `robustness.md` and `robustness_lr.png`
+After the runs, `experiments.reports.robustness` writes `robustness.md` and `robustness_lr.png`
 into `--docs` (default: OUT). No regularization: the study is about the learning rate.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import pathlib
 import sys
-import time
-import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-
-from experiments import benchmark, methods  # noqa: E402
+from experiments.core.contract import DATASETS, MODELS, SCALES, get_budget  # noqa: E402
+from experiments.core.data import load_splits  # noqa: E402
+from experiments.core.records import RECORDS_FILE, read_records, record_key  # noqa: E402
+from experiments.core.runner import Job, run_jobs  # noqa: E402
+from experiments.core.validation import seed_argument  # noqa: E402
+from experiments.methods import get_method  # noqa: E402
+from experiments.reports import robustness as robustness_report  # noqa: E402
 
 RANGES = {  # name -> the learning-rate range every method starts from
     "too-small": (1e-6, 1e-5),
@@ -58,7 +60,7 @@ def method_options(method: str, range_name: str) -> dict:
 
 
 def records_path(out, range_name) -> pathlib.Path:
-    return pathlib.Path(out) / range_name / benchmark.RECORDS_FILE
+    return pathlib.Path(out) / range_name / RECORDS_FILE
 
 
 def read_study(out) -> list:
@@ -66,54 +68,21 @@ def read_study(out) -> list:
     found = []
     for range_name in RANGES:
         by_key = {}
-        for record in benchmark.read_records(records_path(out, range_name)):
+        for record in read_records(records_path(out, range_name)):
             if "method" in record:
-                by_key[benchmark.record_key(record)] = {**record, "range": range_name}
+                by_key[record_key(record)] = {**record, "range": range_name}
         found.extend(by_key.values())
     return found
-
-
-def failed_record(context, range_name, error, wall_time, git_commit) -> dict:
-    """The record of a run that stopped with `error` (a population that diverged entirely)."""
-    return {
-        **{name: getattr(context, name) for name in benchmark.KEY_FIELDS},
-        "dataset_label": context.data.label,
-        "protocol": "honest",
-        "failed": f"{type(error).__name__}: {error}",
-        "test_loss": None,
-        "gradient_steps": None,
-        "budget": context.budget.as_dict(),
-        "wall_time_s": wall_time,
-        "options": context.options,
-        "robustness_range": range_name,
-        "machine": benchmark.machine(),
-        "git_commit": git_commit,
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "run_id": uuid.uuid4().hex,
-    }
-
-
-def run_study_one(context, range_name, run, log, git_commit) -> dict:
-    """One method from one range: the harness's record, or a failed record if it diverged."""
-    start = time.perf_counter()
-    try:
-        record = benchmark.run_one(context, run, "honest", log, git_commit)
-    except FloatingPointError as error:
-        log(f"  failed: {error}")
-        return failed_record(context, range_name, error, time.perf_counter() - start,
-                             git_commit)
-    record["robustness_range"] = range_name
-    return record
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.robustness",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", action="extend", nargs="+", required=True,
-                        choices=methods.DATASETS, help="one or more datasets")
-    parser.add_argument("--seeds", nargs="+", type=benchmark._seed, default=[5],
+                        choices=DATASETS, help="one or more datasets")
+    parser.add_argument("--seeds", nargs="+", type=seed_argument, default=[5],
                         help="seeds, one run each per method and range (default: 5)")
-    parser.add_argument("--scale", choices=methods.SCALES, default="small",
+    parser.add_argument("--scale", choices=SCALES, default="small",
                         help="budget: smoke (seconds) or small (~10-40 min a run on 2 cores)")
     parser.add_argument("--method", action="extend", nargs="+", choices=STUDY_METHODS,
                         default=None, help=f"methods (default: all of {list(STUDY_METHODS)})")
@@ -126,6 +95,8 @@ def parse_args(argv=None):
                         help="where robustness.md and robustness_lr.png go (default: --out)")
     parser.add_argument("--data-dir", type=pathlib.Path, default=None,
                         help="directory holding the dataset files (default: see datasets.py)")
+    parser.add_argument("--model", choices=MODELS, default="cnn",
+                        help="cnn: the paper's CNNs; mlp: a tiny stand-in for fast tests")
     parser.add_argument("--force", action="store_true", help="rerun finished records")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no log lines")
     parser.add_argument("--render-only", action="store_true",
@@ -141,56 +112,47 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from experiments import robustness_report
-
     args, parser = parse_args(argv)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     if not args.render_only:
-        runs = {name: methods.get_method(name) for name in args.method}
+        runs = {name: get_method(name) for name in args.method}
         run_pending(args, parser, runs, log)
     docs = args.docs or args.out
-    written = robustness_report.render(read_study(args.out), docs)
+    written = robustness_report.render(read_study(args.out), docs, RANGES, BOUNDS)
     log("wrote " + " and ".join(str(path) for path in written))
     return 0
 
 
 def run_pending(args, parser, runs, log) -> None:
+    """The study's runs not finished yet, through the harness's runner; a population that
+    diverges entirely (`FloatingPointError`) is recorded as failed."""
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    git_commit = benchmark._git_commit()
-    pending = []
+    jobs = []
     for range_name in args.ranges:
-        finished = {benchmark.record_key(r) for r in
-                    benchmark.read_records(records_path(args.out, range_name)) if "method" in r}
-        pending += [(range_name, dataset, seed, name)
-                    for dataset in args.dataset for seed in args.seeds for name in args.method
-                    if args.force or (name, dataset, seed, args.scale, False) not in finished]
-    total = len(args.ranges) * len(args.dataset) * len(args.seeds) * len(args.method)
-    if total - len(pending):
-        log(f"skipping {total - len(pending)} finished run(s) in {args.out} (--force reruns)")
-    splits = {}
-    for dataset in dict.fromkeys(dataset for _, dataset, _, _ in pending):
+        for dataset in args.dataset:
+            for seed in args.seeds:
+                for name in args.method:
+                    options = method_options(name, range_name)
+                    if args.model != "cnn":
+                        options["model"] = args.model
+                    jobs.append(Job(
+                        method=name, dataset=dataset, seed=seed, scale=args.scale,
+                        regularization=False, budget=get_budget(dataset, args.scale),
+                        run=runs[name], records=records_path(args.out, range_name),
+                        out=args.out,
+                        work_name=f"{range_name}-{name}-{dataset}-{args.scale}-{seed}",
+                        options=options, record_fields={"robustness_range": range_name},
+                        label=f"{name} on {dataset}, seed {seed}, scale {args.scale}, "
+                        f"learning rates {range_name} {options}"))
+
+    def load_data(dataset):
         try:
-            splits[dataset] = methods.load_splits(dataset, args.scale, data_dir=args.data_dir)
+            return load_splits(dataset, args.scale, data_dir=args.data_dir)
         except FileNotFoundError as error:
             parser.exit(2, f"{parser.prog}: error: --dataset {dataset}: {error}\n")
-    for number, (range_name, dataset, seed, name) in enumerate(pending, start=1):
-        options = method_options(name, range_name)
-        log(f"[{number}/{len(pending)}] {name} on {dataset}, seed {seed}, scale {args.scale}, "
-            f"learning rates {range_name} {options}")
-        work_dir = methods.open_work_dir(
-            args.out, f"{range_name}-{name}-{dataset}-{args.scale}-{seed}", fresh=args.force)
-        context = methods.MethodContext(
-            method=name, dataset=dataset, seed=seed, scale=args.scale, regularization=False,
-            data=splits[dataset], budget=methods.get_budget(dataset, args.scale),
-            work_dir=work_dir, verbose=verbose, options=options,
-        )
-        record = run_study_one(context, range_name, runs[name], log, git_commit)
-        benchmark.write_record(records_path(args.out, range_name), record)
-        methods.close_work_dir(work_dir)
-        if record.get("test_loss") is not None:
-            log(f"  test loss {record['test_loss']:.4f}, {record['gradient_steps']} member-steps,"
-                f" {record['wall_time_s']:.0f} s")
-        keras.backend.clear_session()
+
+    run_jobs(jobs, load_data, force=args.force, log=log, verbose=verbose,
+             tolerate=(FloatingPointError,))
 
 
 if __name__ == "__main__":

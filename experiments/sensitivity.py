@@ -37,7 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from experiments import methods, variants  # noqa: E402
+from experiments.core import contract  # noqa: E402
+from experiments.core.data import load_splits  # noqa: E402
+from experiments.methods import variants  # noqa: E402
 
 EXPERIMENT = "sensitivity"
 METHODS = ("popdescent", "esgd")
@@ -66,11 +68,11 @@ PAPER_SETTINGS = {
 }
 
 
-def budget(scale, iterations) -> methods.Budget:
+def budget(scale, iterations) -> contract.Budget:
     if scale == "smoke":
-        return methods.Budget(iterations=iterations, steps_per_iteration=SCALES["smoke"]["steps"],
+        return contract.Budget(iterations=iterations, steps_per_iteration=SCALES["smoke"]["steps"],
                               batch_size=64, population_size=3, elites=2, cv_batch_size=64)
-    return methods.Budget(iterations=iterations, steps_per_iteration=SCALES[scale]["steps"],
+    return contract.Budget(iterations=iterations, steps_per_iteration=SCALES[scale]["steps"],
                           batch_size=64, population_size=5, elites=3, cv_batch_size=640)
 
 
@@ -100,7 +102,7 @@ def jobs(scale, seeds, methods_=METHODS, rows=None, esgd_optimizer="adam", model
                 options = {"learning_rate": rate, "esgd_optimizer": esgd_optimizer}
             if model == "mlp":
                 options["model"] = "mlp"
-            chosen += [variants.Job(variant=variant_name(method, rate, iterations),
+            chosen += [variants.Variant(variant=variant_name(method, rate, iterations),
                                     method=method, dataset="cifar10", seed=seed,
                                     regularization=False, budget=budget(scale, iterations),
                                     options=options) for seed in seeds]
@@ -210,7 +212,7 @@ def _std_comparison(stds):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.sensitivity",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=methods.SCALES, default="small")
+    parser.add_argument("--scale", choices=contract.SCALES, default="small")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     parser.add_argument("--learning-rates", nargs="+", type=float, default=None,
@@ -250,7 +252,7 @@ def main(argv=None) -> int:
     chosen = jobs(args.scale, args.seeds, args.methods, rows, args.esgd_optimizer, args.model)
     return variants.run_from_command_line(
         EXPERIMENT, chosen, args,
-        lambda dataset: methods.load_splits(dataset, args.scale, args.data_dir))
+        lambda dataset: load_splits(dataset, args.scale, args.data_dir))
 
 
 if __name__ == "__main__":

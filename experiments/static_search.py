@@ -12,7 +12,7 @@ scores it by (its best validation epoch), giving best-so-far validation and test
 
 One JSON line per finished run goes to `results/static_search/<scale>/records.jsonl`, and
 KerasTuner projects to `.../tuners/`, so an interrupted run resumes; finished runs are skipped.
-`experiments.static_search_report` renders `docs/static_search.md` and `.png` from the records.
+`experiments.reports.static_search` renders `docs/static_search.md` and `.png` from the records.
 """
 
 import argparse
@@ -235,7 +235,7 @@ def main(argv=None):
                     print(f"{task} {method} seed {seed}: best val {final:.5g} "
                           f"test {record['best_test'][-1]:.5g} ({record['wall_s']:.0f} s)",
                           flush=True)
-    from experiments.static_search_report import render
+    from experiments.reports.static_search import render
 
     render(read_records(records_path), args.scale, config, args.docs)
 

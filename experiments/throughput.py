@@ -32,7 +32,7 @@ import time
 import keras
 import numpy as np
 
-from experiments.models import INPUT_SHAPES, MODEL_NAMES, NUM_CLASSES, build_model, paper_loss
+from experiments.core.models import INPUT_SHAPES, MODEL_NAMES, NUM_CLASSES, build_model, paper_loss
 from popdescent import PopDescent, Population
 
 BATCH_SIZE = 64

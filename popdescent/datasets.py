@@ -11,7 +11,8 @@ Where `load_dataset` looks, in order:
      not a silent substitute from elsewhere;
   2. the directory in the environment variable `POPDESCENT_DATA`;
   3. `/usr/share/datasets/fashion-mnist` (Debian package `dataset-fashion-mnist`), fmnist only;
-  4. `keras.datasets.<name>.load_data()`, unless `download=False`.
+  4. `keras.datasets.<name>.load_data()`, unless `download=False` or the environment variable
+     `POPDESCENT_DOWNLOAD` is "0" (the test suite sets it: tests never download).
 Each directory is searched itself and in its standard subdirectory (`fashion-mnist/`,
 `cifar-10-batches-py/`).
 """
@@ -31,6 +32,8 @@ import numpy as np
 
 DATASET_NAMES = ("fmnist", "cifar10")
 ENVIRONMENT_VARIABLE = "POPDESCENT_DATA"
+# "0" switches the Keras download off for the whole process and its children.
+DOWNLOAD_VARIABLE = "POPDESCENT_DOWNLOAD"
 SYSTEM_FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_SOURCE = "keras.datasets download"
 # Seconds any one socket operation of the Keras download may block. Keras passes no timeout
@@ -104,7 +107,8 @@ def load_dataset(name, data_dir=None, train_subset=None, seed=0, download=True):
         train_subset: if given, keep this many training examples, drawn without replacement by
             `numpy.random.default_rng(seed)` (the paper's 10k-example ablation).
         seed: seed of the training-subset draw.
-        download: whether to fall back to the Keras download when no local copy is found.
+        download: whether to fall back to the Keras download when no local copy is found
+            (never when the environment variable `POPDESCENT_DOWNLOAD` is "0").
 
     Returns:
         A `DatasetSplits`.
@@ -162,6 +166,8 @@ def _load_raw(name, data_dir, download):
             bases.append((Path(os.environ[ENVIRONMENT_VARIABLE]), ENVIRONMENT_VARIABLE))
         if name == "fmnist":
             bases.append((SYSTEM_FMNIST_DIR, "dataset-fashion-mnist package"))
+    switched_off = download and os.environ.get(DOWNLOAD_VARIABLE) == "0"
+    download = download and not switched_off
     tried = []
     for base, origin in bases:
         for directory in (base, base / _SUBDIRECTORIES[name]):
@@ -176,7 +182,8 @@ def _load_raw(name, data_dir, download):
         except Exception as error:  # Keras raises a bare Exception for network failures.
             tried.append(f"{DOWNLOAD_SOURCE}: failed ({type(error).__name__}: {error})")
     elif data_dir is None:
-        tried.append(f"{DOWNLOAD_SOURCE}: disabled (download=False)")
+        why = f"{DOWNLOAD_VARIABLE}=0" if switched_off else "download=False"
+        tried.append(f"{DOWNLOAD_SOURCE}: disabled ({why})")
     else:
         tried.append(f"{DOWNLOAD_SOURCE}: not tried, because data_dir was given")
     raise DatasetNotFoundError(

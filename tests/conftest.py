@@ -1,28 +1,37 @@
-"""Shared fixtures: tiny data and tiny compiled models, so core tests run in seconds."""
+"""Shared fixtures: tiny data and tiny compiled models, so core tests run in seconds.
+
+Tests never download: `POPDESCENT_DOWNLOAD=0` switches `popdescent.datasets`' Keras fallback
+off here and in every subprocess a test starts; a test without its data files skips, or fails
+under `CI=true` (`tests.helpers.data.skip_without_data`).
+"""
 
 import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["POPDESCENT_DOWNLOAD"] = "0"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.helpers.models import make_model  # noqa: E402
 
-def make_model(optimizer=None, units=8, features=4, classes=3, metrics=("accuracy",)):
-    """A Dense(units) classifier on `features` inputs, compiled with logits loss."""
-    model = keras.Sequential([
-        keras.Input((features,)),
-        keras.layers.Dense(units, activation="relu", name="hidden"),
-        keras.layers.Dense(classes, name="logits"),
-    ])
-    model.compile(
-        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=list(metrics),
-    )
-    return model
+
+LAYER_ORDER = ("tests/popdescent/", "tests/baselines/", "tests/experiments/")
+
+
+def pytest_collection_modifyitems(items):
+    """The library's tests first, then the layers above it, then the repository-wide checks:
+    the library's memory test then measures a process that has not yet run the harness's
+    end-to-end runs (in the order of the directories' names it grew by ~50 MiB there)."""
+
+    def layer(item):
+        path = item.nodeid
+        return next((rank for rank, prefix in enumerate(LAYER_ORDER)
+                     if path.startswith(prefix)), len(LAYER_ORDER))
+
+    items.sort(key=layer)  # stable: within a layer, files and tests keep their order
 
 
 @pytest.fixture(scope="module", autouse=True)

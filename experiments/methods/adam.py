@@ -1,0 +1,130 @@
+"""The untuned baseline as a benchmark method: `run(context) -> MethodResult`.
+
+What a Keras user does first: one paper model compiled with Adam at one learning rate, trained
+for the whole budget (`budget.member_steps` gradient steps, all spent on one model), keeping the
+checkpoint with the lowest validation loss. The learning rate is every method's default, 1e-3;
+with `context.options["lr_range"]` it is the geometric middle of that range (1e-3 is the middle
+of the shared range [1e-4, 1e-2]). With regularization, the model carries the paper's fixed L2
+rate of 1e-3 on the hidden Dense kernel (nothing is tuned).
+
+Validation is checked at the population methods' cadence: once per iteration's worth of
+member-steps (`steps_per_iteration * population_size` steps), so the curve has a point where
+theirs do and the checkpoint is chosen among `budget.iterations` candidates, each measured on
+the whole validation half with `validation_loss`. A curve point is the best validation loss so
+far: the loss of the model `run` would return at that moment. The batches come from an endless
+seeded shuffle of the training set (`baselines.random_search.training_stream`), so exactly the
+budget's steps run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+from baselines.random_search import training_stream
+from experiments.core.contract import (
+    DEFAULT_LEARNING_RATE,
+    MethodContext,
+    MethodResult,
+    build_context_model,
+    geometric_middle,
+    learning_rate_range,
+    make_optimizer,
+)
+from experiments.core.evaluation import validation_loss
+from experiments.core.models import paper_loss
+from popdescent import BudgetSchedule, ScheduledLearningRate
+
+__all__ = ["run", "run_decayed", "BestCheckpoint", "FIXED_L2"]
+
+# With --regularization the untuned model keeps the paper model's default L2 rate (as ESGD does).
+FIXED_L2 = 1e-3
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """At the end of every epoch: the model's loss on the whole validation half; keeps the
+    weights of the lowest finite one, and records (gradient steps, best loss so far, seconds).
+
+    Args:
+        data: the `DatasetSplits` whose validation half is measured.
+        started: `time.perf_counter()` when the run began (the curve's time origin).
+    """
+
+    def __init__(self, data, started):
+        super().__init__()
+        self.data = data
+        self.started = float(started)
+        self.best_loss = math.inf
+        self.best_weights = None
+        self.best_steps = None
+        self.points = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = validation_loss(self.model, self.data)
+        steps = int(self.model.optimizer.iterations.numpy())
+        if math.isfinite(loss) and loss < self.best_loss:
+            self.best_loss = loss
+            self.best_weights = self.model.get_weights()
+            self.best_steps = steps
+        best = self.best_loss if self.best_weights is not None else loss
+        self.points.append((steps, float(best), time.perf_counter() - self.started))
+        if logs is not None:
+            logs["val_loss_best"] = best
+
+
+def run_decayed(context: MethodContext) -> MethodResult:
+    """`adam-decay`: the same single run, its rate following the budget-aware schedule that
+    `popdescent-budget` applies to its members (`popdescent.BudgetSchedule()`, over the
+    budget's member-steps): the single run a budget-aware population must beat."""
+    return run(context, schedule=BudgetSchedule())
+
+
+def run(context: MethodContext, schedule=None) -> MethodResult:
+    """Trains one Adam model for the whole budget; returns its best checkpoint on validation.
+    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget."""
+    started = time.perf_counter()
+    if "lr_range" in context.options:
+        learning_rate = geometric_middle(*learning_rate_range(context))  # validates the option
+    else:
+        learning_rate = DEFAULT_LEARNING_RATE
+    keras.utils.set_random_seed(context.seed)
+    budget, data = context.budget, context.data
+    if context.regularization:
+        model = build_context_model(context, regularization="dense", l2=FIXED_L2)
+    else:
+        model = build_context_model(context)
+    optimizer = make_optimizer(learning_rate)
+    if schedule is not None:
+        optimizer = keras.optimizers.Adam(ScheduledLearningRate(
+            learning_rate, budget.member_steps, schedule))
+    model.compile(optimizer=optimizer, loss=paper_loss())
+    checkpoint = BestCheckpoint(data, started)
+    steps_per_check = budget.steps_per_iteration * budget.population_size
+    model.fit(
+        training_stream(data.x_train, data.y_train, budget.batch_size, context.seed),
+        epochs=budget.iterations,
+        steps_per_epoch=steps_per_check,
+        callbacks=[checkpoint],
+        verbose=context.verbose,
+        shuffle=False,  # the stream is shuffled already
+    )
+    gradient_steps = int(model.optimizer.iterations.numpy())
+    if checkpoint.best_weights is not None:
+        model.set_weights(checkpoint.best_weights)
+    return MethodResult(
+        model=model,
+        gradient_steps=gradient_steps,
+        curve=checkpoint.points,
+        details={
+            "hyperparameters": {"learning_rate": learning_rate,
+                                **({"l2": FIXED_L2} if context.regularization else {})},
+            "schedule": None if schedule is None else schedule.get_config(),
+            "steps_per_check": steps_per_check,
+            "checks": len(checkpoint.points),
+            "best_checkpoint_steps": checkpoint.best_steps,
+            "best_validation_loss": (checkpoint.best_loss
+                                     if checkpoint.best_weights is not None else None),
+        },
+    )

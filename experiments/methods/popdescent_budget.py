@@ -1,0 +1,112 @@
+"""Budget-aware PopDescent as a benchmark method (`popdescent-budget`, issue 19).
+
+The same population as `popdescent` (the paper's model, Adam per member, learning rate drawn
+log-uniformly from the method's range and mutated within its bounds), compiled at the rate a
+user would have picked, the geometric middle of the range (1e-3 for [1e-4, 1e-2], `adam`'s
+rate), and trained with `PopDescent(budget_aware=True)` by `fit(member_steps=...)`: exactly
+the budget's member-steps, in iterations of a quarter of the budget's `steps_per_iteration`
+(so there are a few selections before the first shrink); the members' rates follow
+`BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 10 % and 30 % of the budget; the
+compiled-rate member is protected until the last rung; stuck members are rescued.
+
+The curve has a point every `steps_per_iteration * population_size` member-steps (where
+`adam`'s checks fall) and at the end: the validation loss of the member the run would return.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+
+from experiments.core.contract import (
+    L2_RANGE,
+    MethodContext,
+    MethodResult,
+    build_context_model,
+    geometric_middle,
+    learning_rate_prior,
+    learning_rate_range,
+    make_optimizer,
+)
+from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
+from experiments.methods.population import BestMemberCurve, lineage_summary
+from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
+
+ITERATION_SHARE = 4  # iterations are steps_per_iteration // 4 steps long
+BACKUPS_PER_RUN = 5
+
+
+class SparseCurve(BestMemberCurve):
+    """`BestMemberCurve` measured only every `every` member-steps and at the budget's end:
+    a budget-aware run has many short iterations, and a curve point costs a validation pass."""
+
+    def __init__(self, data, cv_batch_size, started, every):
+        super().__init__(data, cv_batch_size, started)
+        self.every = int(every)
+
+    def on_epoch_end(self, epoch, logs=None):
+        population = self.model
+        due = (population.gradient_steps // self.every
+               > (self.points[-1][0] // self.every if self.points else 0))
+        if due or population.progress >= 1.0:
+            super().on_epoch_end(epoch, logs)
+
+
+def run(context: MethodContext) -> MethodResult:
+    """Trains a budget-aware PopDescent population; returns its surviving member."""
+    started = time.perf_counter()
+    budget, data = context.budget, context.data
+    hyperparameters = {"learning_rate": learning_rate_prior(context)}  # validates options
+    if context.regularization:
+        hyperparameters["l2"] = LogUniform(*L2_RANGE)
+    compiled_rate = geometric_middle(*learning_rate_range(context))
+    keras.utils.set_random_seed(context.seed)
+
+    def build(index):
+        model = build_context_model(context)
+        model.compile(optimizer=make_optimizer(compiled_rate), loss=paper_loss())
+        return model
+
+    population = Population(
+        build, size=budget.population_size, hyperparameters=hyperparameters, seed=context.seed,
+        l2_layers=[HIDDEN_DENSE_NAME] if "l2" in hyperparameters else None)
+    initial = population.hyperparameter_values()
+    strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
+                          budget_aware=True)
+    steps = max(1, budget.steps_per_iteration // ITERATION_SHARE)
+    iterations = strategy.planned_iterations(budget.member_steps, budget.population_size, steps)
+    curve = SparseCurve(data, budget.cv_batch_size, started,
+                        every=budget.steps_per_iteration * budget.population_size)
+    backup = BackupAndRestore(context.work_dir / "backup",
+                              every=max(1, iterations // BACKUPS_PER_RUN))
+    population.fit(
+        data.x_train, data.y_train, batch_size=budget.batch_size,
+        member_steps=budget.member_steps, steps_per_epoch=steps,
+        validation_data=(data.x_val, data.y_val), validation_freq=iterations + 1,
+        callbacks=[strategy, curve, backup], verbose=context.verbose,
+    )
+    best = population.best_index()
+    schedule, _ = population.exported_schedule(best)
+    details = {
+        "strategy": strategy.get_config(),
+        "compiled_learning_rate": compiled_rate,
+        "best_member_origin": population.origins[best],
+        "hyperparameters": population.hyperparameters_of(best),
+        "initial_hyperparameters": initial,
+        "steps_per_iteration": steps,
+        "iterations": len(population.lineage),
+        "lineage": lineage_summary(population),
+        "shrinks": [{"iteration": e["epoch"] + 1, "gradient_steps": e["gradient_steps"],
+                     "kept": e["kept"], "left": e["left"]}
+                    for e in population.lineage if "kept" in e],
+        "restarts": sum(bool(m.get("restarted")) for e in population.lineage
+                        for m in e["members"]),
+        # The returned member's learning rate every 64th of its own steps (the full
+        # per-step schedule is `population.exported_schedule`).
+        "exported_schedule_sample": schedule.values[:: max(1, len(schedule.values) // 64)],
+        "own_gradient_steps": len(schedule.values),
+        "train_step_traces": population.traces,
+    }
+    return MethodResult(model=population.best_model(), gradient_steps=population.gradient_steps,
+                        curve=list(curve.points), details=details, resumed=curve.resumed)

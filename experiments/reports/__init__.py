@@ -1,0 +1,1 @@
+"""Renderers: tables and figures made from records only."""

@@ -1,0 +1,272 @@
+"""Renders issue 19's evidence: `budget_aware.md` and `budget_aware.png`.
+
+    python -m experiments.budget_report [--results results] [--robustness results/robustness]
+        [--scale quick] [--docs docs]
+
+Reads the `quick`-scale records of `experiments.benchmark` (the paper's learning-rate range)
+and of `experiments.robustness` (the too-small and too-large ranges) and writes, per dataset,
+the test loss (mean ± sample std over seeds, n) of every method from every range, the
+ensemble of PopDescent's final elites as its own row, the targets of issue 19 checked on the
+means, what the budget-aware runs chose, and a figure of the validation loss of the model each
+method would return against member-steps (mean over seeds), with the final test losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments.reports.table1 import DATASET_NAMES, latest_records, mean_curve, mean_std
+
+METHODS = ("adam", "adam-decay", "pbt", "popdescent", "popdescent:ensemble",
+           "popdescent-budget")
+LABELS = {
+    "adam": "Adam, constant rate",
+    "adam-decay": "Adam + budget schedule",
+    "pbt": "PBT",
+    "popdescent": "PopDescent (paper)",
+    "popdescent:ensemble": "PopDescent (paper), ensemble of final elites",
+    "popdescent-budget": "**PopDescent, budget-aware**",
+}
+RANGES = ("paper", "too-small", "too-large")
+RANGE_LABELS = {"paper": "paper's [1e-4, 1e-2]", "too-small": "too small [1e-6, 1e-5]",
+                "too-large": "too large [0.05, 0.5]"}
+
+
+def _losses(records, method):
+    name, _, extra = method.partition(":")
+    values = []
+    for record in records:
+        if record["method"] != name or record.get("failed"):
+            continue
+        loss = record["extras"][extra]["test_loss"] if extra else record.get("test_loss")
+        if extra and extra not in record.get("extras", {}):
+            continue
+        if loss is not None and math.isfinite(loss):
+            values.append((record["seed"], float(loss)))
+    return sorted(values)
+
+
+def _cell(records, method):
+    values = _losses(records, method)
+    if not values:
+        return "not run"
+    seeds = ",".join(str(seed) for seed, _ in values)
+    return f"{mean_std([v for _, v in values])} (n={len(values)}: {seeds})"
+
+
+def load(results, robustness, scale):
+    """{(dataset, range): [records]} at `scale`."""
+    groups = {}
+    sources = [("paper", pathlib.Path(results))] + [
+        (name, pathlib.Path(robustness) / name) for name in RANGES[1:]]
+    for range_name, path in sources:
+        if not (path / "records.jsonl").exists():
+            continue
+        for record in latest_records(path):
+            if record.get("scale") == scale and not record.get("regularization"):
+                groups.setdefault((record["dataset"], range_name), []).append(record)
+    # The robustness study's own paper-range runs count for the paper column too.
+    return groups
+
+
+def _mean(records, method):
+    values = [v for _, v in _losses(records, method)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def targets(groups, dataset) -> list:
+    """Issue 19's targets, checked on the means, as lines of text."""
+    lines = []
+    paper = groups.get((dataset, "paper"), [])
+    ours = _mean(paper, "popdescent-budget")
+    singles = [v for v in (_mean(paper, "adam"), _mean(paper, "adam-decay")) if math.isfinite(v)]
+    single = min(singles) if singles else math.nan
+    if math.isfinite(ours) and math.isfinite(single):
+        lines.append(f"- paper range: budget-aware {ours:.3f} vs the better single run "
+                     f"{single:.3f}: {'met' if ours <= single else 'missed'}"
+                     f" ({ours - single:+.3f})")
+        for other in ("pbt", "popdescent"):
+            value = _mean(paper, other)
+            if math.isfinite(value):
+                lines.append(f"- paper range: below {LABELS[other]} ({value:.3f}): "
+                             f"{'met' if ours < value else 'missed'}")
+    for range_name in RANGES[1:]:
+        records = groups.get((dataset, range_name), [])
+        wrong = _mean(records, "popdescent-budget")
+        if not math.isfinite(wrong) or not math.isfinite(ours):
+            continue
+        within = wrong <= 1.1 * ours
+        others = {m: _mean(records, m) for m in METHODS if m != "popdescent-budget"}
+        beaten = [m for m, v in others.items() if math.isfinite(v)]
+        below = all(wrong < others[m] for m in beaten)
+        lines.append(f"- {RANGE_LABELS[range_name]}: {wrong:.3f}, within 10 % of its paper-range "
+                     f"{ours:.3f}: {'met' if within else 'missed'}; below "
+                     f"{', '.join(LABELS[m] for m in beaten) or 'no other method run'}: "
+                     f"{'met' if below and beaten else 'missed' if beaten else 'n/a'}")
+    return lines
+
+
+def choices(groups, dataset) -> list:
+    """What each budget-aware run chose: lines of a table."""
+    lines = ["| range | seed | test loss | returned member (origin) | its base rate | "
+             "own steps | restarts |", "|---|---|---|---|---|---|---|"]
+    for range_name in RANGES:
+        for record in sorted(groups.get((dataset, range_name), []), key=lambda r: r["seed"]):
+            if record["method"] != "popdescent-budget" or record.get("failed"):
+                continue
+            details = record["details"]
+            origin = details["best_member_origin"]
+            label = f"{origin} (protected, compiled rate)" if origin == 0 else str(origin)
+            lines.append(
+                f"| {range_name} | {record['seed']} | {record['test_loss']:.3f} | {label} | "
+                f"{details['hyperparameters']['learning_rate']:.2e} | "
+                f"{details['own_gradient_steps']} | {details['restarts']} |")
+    return lines
+
+
+def write_markdown(groups, path, scale) -> str:
+    datasets = sorted({dataset for dataset, _ in groups})
+    lines = [f"# Budget-aware PopDescent: evidence at the `{scale}` scale", "",
+             "Test loss of the model each method returned (chosen on validation data), mean ± "
+             "sample std over seeds (n and the seeds in brackets). Every method spends the "
+             "same member-steps. Rendered by `python -m experiments.budget_report` from the "
+             "records of `experiments.benchmark` (paper range) and `experiments.robustness` "
+             "(wrong ranges, mutation bounds [1e-7, 1]).", ""]
+    for dataset in datasets:
+        lines += [f"## {DATASET_NAMES.get(dataset, dataset)}", "",
+                  "| method | " + " | ".join(RANGE_LABELS[r] for r in RANGES) + " |",
+                  "|---|" + "---|" * len(RANGES)]
+        for method in METHODS:
+            cells = [_cell(groups.get((dataset, r), []), method) for r in RANGES]
+            if all(cell == "not run" for cell in cells):
+                continue
+            lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+        lines += ["", "Targets of issue 19 (on the means):", ""] + (
+            targets(groups, dataset) or ["- not enough runs yet"])
+        lines += ["", "What the budget-aware runs returned:", ""] + choices(groups, dataset)
+        lines.append("")
+    text = "\n".join(lines)
+    pathlib.Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def write_figure(groups, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted(groups, key=lambda key: (key[0], RANGES.index(key[1])))
+    if not panels:
+        return
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, (dataset, range_name) in zip(axes[0], panels):
+        records = groups[(dataset, range_name)]
+        for method in [m for m in METHODS if ":" not in m]:
+            runs = [r for r in records if r["method"] == method and not r.get("failed")]
+            if not runs:
+                continue
+            steps, mean, _ = mean_curve([r["curve"] for r in runs])
+            line, = axis.plot(steps, mean, label=LABELS[method].strip("*"))
+            final = np.mean([r["test_loss"] for r in runs])
+            axis.plot([steps[-1]], [final], marker="o", color=line.get_color())
+        axis.set_title(f"{DATASET_NAMES.get(dataset, dataset)}, {RANGE_LABELS[range_name]}")
+        axis.set_xlabel("member-steps")
+        axis.set_ylabel("validation loss of the returned model (dot: final test loss)")
+        axis.set_ylim(top=min(axis.get_ylim()[1], 2.5))
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _sweep(sweep_dir, dataset, scale):
+    """{learning rate: record} of the single-run sweep (`adam-decay` at fixed rates)."""
+    runs = {}
+    root = pathlib.Path(sweep_dir)
+    for path in sorted(root.glob("*/records.jsonl")) if root.is_dir() else []:
+        for record in latest_records(path.parent):
+            if record["dataset"] == dataset and record.get("scale") == scale:
+                runs[record["details"]["hyperparameters"]["learning_rate"]] = record
+    return runs
+
+
+def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
+    """Short-horizon bias and the remedy in one figure: left, the learning rate of the fittest
+    member at each selection of the budget-aware runs (what a selection at that horizon
+    would keep) and the rate each run returned, against member-steps; right, single runs at
+    fixed rates, their loss early (first curve point) and at the end of the budget, which
+    shows the rate a full run prefers. False when there is nothing to draw."""
+    runs = [r for r in groups.get((dataset, "paper"), []) if r["method"] == "popdescent-budget"]
+    sweep = _sweep(sweep_dir, dataset, scale)
+    for record in groups.get((dataset, "paper"), []):
+        if record["method"] == "adam-decay":
+            sweep.setdefault(record["details"]["hyperparameters"]["learning_rate"], record)
+    if not runs and not sweep:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for record in sorted(runs, key=lambda r: r["seed"]):
+        steps, rates = [], []
+        for entry in record["details"]["lineage"]:
+            fitness = np.array([np.nan if f is None else f for f in entry["fitness"]])
+            if np.isfinite(fitness).any() and len(fitness) > 1:
+                steps.append(entry["gradient_steps"])
+                rates.append(entry["learning_rate"][int(np.nanargmax(fitness))])
+        line, = left.plot(steps, rates, marker=".", label=f"seed {record['seed']}: fittest")
+        left.plot([record["gradient_steps"]], [record["details"]["hyperparameters"]
+                                               ["learning_rate"]],
+                  marker="*", markersize=12, color=line.get_color())
+    if sweep:
+        best = min(sweep, key=lambda rate: sweep[rate]["test_loss"])
+        left.axhline(best, color="black", linestyle="--", label="best single full run")
+        rates = sorted(sweep)
+        right.plot(rates, [sweep[r]["curve"][0][1] for r in rates], marker="o",
+                   label=f"after {sweep[rates[0]]['curve'][0][0]} steps (validation)")
+        right.plot(rates, [sweep[r]["test_loss"] for r in rates], marker="o",
+                   label="after the whole budget (test)")
+        right.set_xscale("log")
+        right.set_xlabel("learning rate (Adam + budget schedule, seed 5)")
+        right.set_ylabel("loss")
+        right.legend(fontsize=8)
+    left.set_yscale("log")
+    left.set_xlabel("member-steps")
+    left.set_ylabel("learning rate (star: returned member)")
+    left.set_title("budget-aware PopDescent: whom selection keeps")
+    left.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.budget_report",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--robustness", default="results/robustness")
+    parser.add_argument("--scale", default="quick")
+    parser.add_argument("--docs", default="docs")
+    parser.add_argument("--sweep", default="results/lr_sweep",
+                        help="single runs at fixed rates (benchmark --out DIR/<rate>)")
+    args = parser.parse_args(argv)
+    groups = load(args.results, args.robustness, args.scale)
+    docs = pathlib.Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    print(write_markdown(groups, docs / "budget_aware.md", args.scale))
+    write_figure(groups, docs / "budget_aware.png")
+    write_bias_figure(groups, args.sweep, args.scale, docs / "budget_aware_bias.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
