@@ -96,8 +96,8 @@ def test_cli_defaults_to_every_method_and_range():
     assert args.method == list(robustness.STUDY_METHODS)
     assert args.ranges == ["too-small", "too-large", "paper"]
     assert args.dataset == ["fmnist", "cifar10"] and args.seeds == [5]
-    assert set(robustness.STUDY_METHODS) == {"adam", "grid", "random", "esgd", "pbt",
-                                             "popdescent"}
+    assert set(robustness.STUDY_METHODS) == {"adam", "adam-decay", "grid", "random", "esgd",
+                                             "pbt", "popdescent", "popdescent-budget"}
 
 
 def test_cli_rejects_an_unknown_range_naming_the_argument(capsys):
