@@ -110,13 +110,16 @@ class PopulationStrategy(keras.callbacks.Callback):
     def start(self, population):
         """Called when training starts, after the checks, before the lineage begins."""
 
-    def selection_batch(self, population):
-        """A freshly sampled batch to measure fitness on: validation data, or training data
-        when cross_validation is off."""
+    def fitness_data(self, population):
+        """The data fitness is measured on: validation data, or training data when
+        cross_validation is off."""
         if self.cross_validation:
-            x, y = population.validation_data
-        else:
-            x, y = population.training_data.x, population.training_data.y
+            return population.validation_data
+        return population.training_data.x, population.training_data.y
+
+    def selection_batch(self, population):
+        """A freshly sampled batch of `fitness_data` to measure fitness on."""
+        x, y = self.fitness_data(population)
         count = min(self.cv_batch_size, len(x))
         chosen = np.sort(self.rng.choice(len(x), size=count, replace=False))
         return x[chosen], y[chosen]

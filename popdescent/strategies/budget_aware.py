@@ -26,6 +26,11 @@ from popdescent.validation import check_integer, check_number
 __all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs"]
 
 
+# A rescued member's rate is its rate x 10**-U(1, RESCUE_DROP), within bounds: "well below
+# the current one" (10x to 1000x lower).
+RESCUE_DROP = 3.0
+
+
 def default_rungs(size: int) -> tuple:
     """(progress, members kept) pairs: halve once after 10 % of the budget, keep one after
     30 % (5 -> 2 -> 1); a population of 2 or 3 keeps one after 20 %."""
@@ -115,12 +120,11 @@ class BudgetAwareness:
             that rate when training starts) until the last rung.
         rescue_after: r, restart stuck members after r iterations in which no member beat
             its starting loss; None never rescues.
-        rescue_drop: a rescued member's rate is its rate x 10**-U(1, rescue_drop), within
-            bounds: "well below the current one".
+        rung_samples: the number of fitness samples a shrink ranks members on.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rescue_drop=3.0):
+                 rung_samples=10_000):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -129,8 +133,7 @@ class BudgetAwareness:
         self.protect_compiled = bool(protect_compiled)
         self.rescue_after = None if rescue_after is None else check_integer(
             "rescue_after", rescue_after, minimum=1)
-        self.rescue_drop = check_number("rescue_drop", rescue_drop, minimum=1.0,
-                                        strict_minimum=True)
+        self.rung_samples = check_integer("rung_samples", rung_samples, minimum=1)
         self.rescue = RescueTracker()
         self.shrunk = False
 
@@ -140,7 +143,7 @@ class BudgetAwareness:
             "rungs": None if self.rungs is None else [list(r) for r in self.rungs],
             "protect_compiled": self.protect_compiled,
             "rescue_after": self.rescue_after,
-            "rescue_drop": self.rescue_drop,
+            "rung_samples": self.rung_samples,
         }
 
     def rungs_for(self, size):
@@ -192,7 +195,7 @@ class BudgetAwareness:
         slots = [int(i) for i in np.flatnonzero(not_improved)]
         low, high = bounds
         new_rates = [
-            float(min(max(rates[i] * 10.0 ** -rng.uniform(1.0, self.rescue_drop), low), high))
+            float(min(max(rates[i] * 10.0 ** -rng.uniform(1.0, RESCUE_DROP), low), high))
             for i in slots
         ]
         return slots, new_rates

@@ -131,6 +131,10 @@ class PopDescent(PopulationStrategy):
         protect_compiled: with `budget_aware`, protect the compiled-rate member. Default True.
         rescue_after: with `budget_aware`, restart stuck members after this many iterations
             in which no member beat its starting loss; None never. Default 2.
+        rung_samples: with `budget_aware`, a shrink ranks members on the first
+            `rung_samples` samples of the fitness data (all of them when fewer), not on the
+            sampled `cv_batch_size` batch: a shrink is final, so it gets the larger sample.
+            Default 10,000.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -157,6 +161,7 @@ class PopDescent(PopulationStrategy):
         rungs=None,
         protect_compiled=True,
         rescue_after=2,
+        rung_samples=10_000,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -181,13 +186,15 @@ class PopDescent(PopulationStrategy):
         if self.budget_aware:
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
-                rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after)
+                rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
+                rung_samples=rung_samples)
         elif schedule != "default" or rungs is not None:
             raise ValueError(
                 "schedule and rungs belong to the budget-aware mode: pass budget_aware=True"
             )
         self._pending_keep = None
         self._restarted = []
+        self._rung_losses = None
 
     @property
     def needs_initial_weights(self) -> bool:
@@ -274,8 +281,7 @@ class PopDescent(PopulationStrategy):
                 "PopDescent(budget_aware=True) plans with a budget: call "
                 "fit(..., member_steps=B) instead of epochs"
             )
-        x, y = population.validation_data if self.cross_validation else (
-            population.training_data.x, population.training_data.y)
+        x, y = self.fitness_data(population)
         starting = population.member_losses(x[: self.cv_batch_size], y[: self.cv_batch_size],
                                             population.training_data.batch_size)
         self.budget.start(population, starting)
@@ -313,7 +319,14 @@ class PopDescent(PopulationStrategy):
         protected = budget.protected_slot(population)
         size = due_size(budget.rungs, progress, population.size)
         if size is not None:
-            self._pending_keep = plan_shrink(fitness, size, protected if size > 1 else None)
+            # A shrink cannot be undone: judge it on `rung_samples` fitness samples, not on
+            # the sampled cv batch whose noise flipped a decision (docs/budget_aware.md).
+            x, y = self.fitness_data(population)
+            count = min(budget.rung_samples, len(x))
+            self._rung_losses = population.member_losses(
+                x[:count], y[:count], population.training_data.batch_size)
+            self._pending_keep = plan_shrink(self.fitness_function(self._rung_losses), size,
+                                             protected if size > 1 else None)
             return np.array([], dtype=int), np.array([], dtype=int)
         if "learning_rate" in population.priors:
             rates = [v["learning_rate"] for v in population.hyperparameter_values()]
@@ -336,7 +349,7 @@ class PopDescent(PopulationStrategy):
         return self._replace(population, plan, rng)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._pending_keep, self._restarted = None, []
+        self._pending_keep, self._restarted, self._rung_losses = None, [], None
         super().on_epoch_end(epoch, logs)
         population = self.model
         record = population.lineage[-1] if population.lineage else None
@@ -345,6 +358,7 @@ class PopDescent(PopulationStrategy):
         if self._pending_keep is not None:
             kept = [int(i) for i in self._pending_keep]
             record["kept"] = kept
+            record["rung_losses"] = [float(v) for v in self._rung_losses]
             record["left"] = [int(population.origins[i]) for i in range(population.size)
                               if i not in kept]
             population.keep_members(kept)
@@ -358,7 +372,6 @@ class PopDescent(PopulationStrategy):
         budget = config.pop("budget", None) or {}
         if budget.get("schedule") is not None:
             budget["schedule"] = BudgetSchedule(**budget["schedule"])
-        budget.pop("rescue_drop", None)
         return super().from_config({**config, **budget})
 
     def get_state(self) -> dict:

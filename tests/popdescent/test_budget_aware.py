@@ -92,6 +92,14 @@ def test_bad_rungs_are_refused_before_training(rungs):
         pd.PopDescent(budget_aware=True, rungs=rungs)
 
 
+@pytest.mark.parametrize("argument", [{"rescue_after": 0}, {"rescue_after": 1.5},
+                                      {"rung_samples": 0}])
+def test_bad_rescue_and_rung_arguments_are_refused_naming_them(argument):
+    (name, value), = argument.items()
+    with pytest.raises(ValueError, match=rf"{name} must be an integer >= 1, got {value}"):
+        pd.PopDescent(budget_aware=True, **argument)
+
+
 def test_schedule_and_rungs_without_budget_aware_are_refused():
     with pytest.raises(ValueError, match="budget_aware=True"):
         pd.PopDescent(rungs=[(0.5, 1)])
@@ -105,14 +113,33 @@ def test_plan_shrink_keeps_the_fittest_and_the_protected_member():
     assert plan_shrink(fitness, 1, protected=0).tolist() == [1]  # the last rung competes
 
 
-def test_a_shrink_keeps_the_fittest_members_and_lineage_says_who_left(problem):
+class ValidationLosses(keras.callbacks.Callback):
+    """Each member's loss on the whole validation data at every iteration's end (placed
+    before the strategy, it sees the members the strategy's decision sees)."""
+
+    def __init__(self, x_val, y_val):
+        super().__init__()
+        self.x_val, self.y_val, self.losses = x_val, y_val, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.losses.append(self.model.member_losses(self.x_val, self.y_val, 16))
+
+
+def test_a_shrink_keeps_the_members_fittest_on_all_validation_data_and_says_who_left(problem):
     pop = population()
-    budget_fit(pop, problem, member_steps=400, protect_compiled=False)
+    x, y, x_val, y_val = problem
+    observed = ValidationLosses(x_val, y_val)
+    strategy = pd.PopDescent(elites=2, cv_batch_size=1, budget_aware=True,
+                             protect_compiled=False)
+    pop.fit(x, y, batch_size=16, member_steps=400, steps_per_epoch=4,
+            validation_data=(x_val, y_val), verbose=0, callbacks=[observed, strategy])
     shrinks = [entry for entry in pop.lineage if "kept" in entry]
     assert [len(entry["kept"]) for entry in shrinks] == [2, 1]
     for entry in shrinks:
-        fitness = np.array([member["fitness"] for member in entry["members"]])
-        best = np.argsort(-fitness, kind="stable")[: len(entry["kept"])]
+        # judged on all 64 validation samples, not on the 1-sample cv batch
+        losses = observed.losses[pop.lineage.index(entry)]
+        np.testing.assert_allclose(entry["rung_losses"], losses, rtol=1e-5)
+        best = np.argsort(losses, kind="stable")[: len(entry["kept"])]
         assert sorted(entry["kept"]) == sorted(best.tolist())
         assert len(entry["left"]) == len(entry["members"]) - len(entry["kept"])
     assert pop.origins == [o for o in range(5) if o not in shrinks[0]["left"] + shrinks[1]["left"]]
