@@ -6,9 +6,10 @@ budget spent (`Population.progress`): warm-up, a constant stretch, then a linear
 (mutations change the base, the schedule scales it); `ScheduledLearningRate` is the same
 schedule for a single Keras model, the baseline a population must beat.
 
-`lineage_schedule` walks a member's lineage back through every copy from a parent and gives
-the learning rate it trained with at each of its own gradient steps, as a Keras
-`LearningRateSchedule` a fresh model can train with (PBT's "replay").
+`ancestry` walks a member's lineage back through every copy from a parent and every shrink;
+`lineage_schedule` turns that walk into the learning rate it trained with at each of its own
+gradient steps, as a Keras `LearningRateSchedule` a fresh model can train with (PBT's
+"replay").
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from keras import ops
 
 from popdescent.validation import check_fraction
 
-__all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "lineage_schedule"]
+__all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "ancestry",
+           "lineage_schedule"]
 
 
 class BudgetSchedule:
@@ -119,9 +121,11 @@ class StepwiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"values": self.values}
 
 
-def _ancestry(population, index):
-    """Per iteration, oldest first: (global step at its start, at its end, members training
-    during it, the slot of `index`'s ancestor among them)."""
+def ancestry(population, index) -> list:
+    """Member `index`'s line of ancestors, iteration by iteration, oldest first: tuples
+    (global step at the iteration's start, at its end, members training during it, the
+    hyperparameters the ancestor trained with). Walks back through every copy from a parent
+    and every shrink; needs a lineage written by a strategy callback."""
     entries, slot, line = population.lineage, int(index), []
     for position in reversed(range(len(entries))):
         entry = entries[position]
@@ -132,12 +136,14 @@ def _ancestry(population, index):
             slot = member["parent"]
         start = entries[position - 1]["gradient_steps"] if position else population.lineage_start[
             "gradient_steps"]
-        line.append((position, start, entry["gradient_steps"], len(entry["members"]), slot))
+        line.append((start, entry["gradient_steps"], len(entry["members"]),
+                     _values_during(population, position, slot)))
     return line[::-1]
 
 
 def _values_during(population, position, slot):
-    """The hyperparameters that slot `slot` of iteration `position` trained with."""
+    """The hyperparameters that slot `slot` of iteration `position` trained with: those it
+    was given at the end of the iteration before (or at the start)."""
     if position == 0:
         return population.lineage_start["members"][slot]
     previous = population.lineage[position - 1]
@@ -155,8 +161,7 @@ def lineage_schedule(population, index):
         raise ValueError("the learning rate is not a tuned hyperparameter of this population")
     schedule = getattr(population, "learning_rate_schedule", None)
     rates, l2 = [], [] if "l2" in population.priors else None
-    for position, start, end, size, slot in _ancestry(population, index):
-        values = _values_during(population, position, slot)
+    for start, end, size, values in ancestry(population, index):
         for step in range(start, end, size):
             multiplier = 1.0
             if schedule is not None:

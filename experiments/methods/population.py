@@ -16,6 +16,7 @@ from experiments.core.contract import MethodContext, MethodResult, build_context
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
 from popdescent import BackupAndRestore, Population
+from popdescent.schedules import ancestry
 
 
 class BestMemberCurve(keras.callbacks.Callback):
@@ -145,7 +146,10 @@ def train_and_summarize(context: MethodContext, population: Population, strategy
         "train_step_traces": population.traces,
     }
     if "learning_rate" in population.priors:
-        details["returned_learning_rates"] = returned_learning_rates(lineage, initial, best)
+        # [[global step at the iteration's start, at its end, learning rate], ...]
+        details["returned_learning_rates"] = [
+            [int(start), int(end), float(values["learning_rate"])]
+            for start, end, _, values in ancestry(population, best)]
     return MethodResult(model=population.best_model(), gradient_steps=population.gradient_steps,
                         curve=list(curve.points), details=details,
                         candidates=list(population.members), resumed=curve.resumed)
@@ -167,27 +171,3 @@ def lineage_summary(population: Population) -> list:
             iteration[name] = [member["hyperparameters"][name] for member in members]
         summary.append(iteration)
     return summary
-
-
-def returned_learning_rates(lineage: list, initial_hyperparameters: list, best: int) -> list:
-    """The learning rate the returned member's line of ancestors trained with, iteration by
-    iteration: [[gradient steps at the iteration's start, at its end, learning rate], ...].
-
-    `lineage` is `lineage_summary(population)`, `initial_hyperparameters` the population's
-    `hyperparameter_values()` before training, `best` the slot of the returned member after
-    the last iteration. Walking back from it: a slot replaced at the end of iteration e held,
-    while e trained, its parent's line; the rate a slot trained with during e is the one it
-    was given at the end of e - 1 (or initially).
-    """
-    slot, rates = int(best), []
-    for position in reversed(range(len(lineage))):
-        entry = lineage[position]
-        if slot in entry["replaced"]:
-            slot = int(entry["parents"][entry["replaced"].index(slot)])
-        if position > 0:
-            rate = lineage[position - 1]["learning_rate"][slot]
-        else:
-            rate = initial_hyperparameters[slot]["learning_rate"]
-        start = lineage[position - 1]["gradient_steps"] if position > 0 else 0
-        rates.append([int(start), int(entry["gradient_steps"]), float(rate)])
-    return rates[::-1]

@@ -16,7 +16,6 @@ import popdescent as pd
 from experiments import robustness
 from experiments.methods import get_method
 from experiments.methods.grid import grid_learning_rates
-from experiments.methods.population import returned_learning_rates
 from experiments.methods.random import PaperHyperModel
 from experiments.reports import robustness as robustness_report
 from experiments.core.records import read_records
@@ -149,19 +148,6 @@ def test_a_population_starts_in_its_range_and_mutation_leaves_it_within_the_boun
     rates = [m["hyperparameters"]["learning_rate"] for e in pop.lineage for m in e["members"]]
     assert max(rates) > 1e-5 * 1.01  # mutation walked out of the starting range
     assert all(1e-7 * (1 - 1e-6) <= rate <= 1.0 for rate in rates)
-
-
-def test_returned_learning_rates_follow_the_line_of_parents_back():
-    # Slot 0 is replaced at the end of iteration 1 by a copy of slot 1; slot 1 by slot 0 at
-    # the end of iteration 0. The member returned from slot 0 trained as: slot 0 in
-    # iteration 0 (initial 0.1), slot 1 in iteration 1 (rate given to slot 1 at the end of 0).
-    initial = [{"learning_rate": 0.1}, {"learning_rate": 0.2}]
-    lineage = [
-        {"gradient_steps": 10, "replaced": [1], "parents": [0], "learning_rate": [0.1, 0.15]},
-        {"gradient_steps": 20, "replaced": [0], "parents": [1], "learning_rate": [0.3, 0.15]},
-    ]
-    assert returned_learning_rates(lineage, initial, best=0) == [[0, 10, 0.1], [10, 20, 0.15]]
-    assert returned_learning_rates(lineage, initial, best=1) == [[0, 10, 0.1], [10, 20, 0.15]]
 
 
 def _fake(method, range_name, seed, loss):
