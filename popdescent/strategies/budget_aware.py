@@ -23,7 +23,8 @@ from popdescent.schedules import BudgetSchedule
 from popdescent.selection import rank_by_fitness, sanitize_fitness
 from popdescent.validation import check_integer, check_number
 
-__all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs"]
+__all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs",
+           "range_test_rates"]
 
 
 # A rescued member's rate is its rate x 10**-U(1, RESCUE_DROP), within bounds: "well below
@@ -81,6 +82,14 @@ def planned_sizes(rungs, member_steps: int, size: int, steps_per_epoch: int) -> 
     return sizes
 
 
+def range_test_rates(bounds, count: int) -> list:
+    """`count` rates log-spaced over `bounds` (both ends included): the range test's grid."""
+    low, high = (float(b) for b in bounds)
+    if count == 1:
+        return [math.sqrt(low * high)]
+    return [float(r) for r in np.geomspace(low, high, count)]
+
+
 def plan_shrink(fitness, keep: int, protected=None) -> np.ndarray:
     """The `keep` members that stay, sorted: the fittest, with `protected` (a slot, or None)
     always among them while `keep` > 1. A member of fitness 0 (diverged) goes first."""
@@ -121,10 +130,12 @@ class BudgetAwareness:
         rescue_after: r, restart stuck members after r iterations in which no member beat
             its starting loss; None never rescues.
         rung_samples: the number of fitness samples a shrink ranks members on.
+        range_test: spend the first iteration on a learning-rate range test (see
+            `range_test_rates` and `range_test_plan`).
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000):
+                 rung_samples=10_000, range_test=False):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -134,6 +145,8 @@ class BudgetAwareness:
         self.rescue_after = None if rescue_after is None else check_integer(
             "rescue_after", rescue_after, minimum=1)
         self.rung_samples = check_integer("rung_samples", rung_samples, minimum=1)
+        self.range_test = bool(range_test)
+        self.range_test_pending = self.range_test
         self.rescue = RescueTracker()
         self.shrunk = False
 
@@ -144,6 +157,7 @@ class BudgetAwareness:
             "protect_compiled": self.protect_compiled,
             "rescue_after": self.rescue_after,
             "rung_samples": self.rung_samples,
+            "range_test": self.range_test,
         }
 
     def rungs_for(self, size):
@@ -156,13 +170,15 @@ class BudgetAwareness:
     def get_state(self) -> dict:
         losses = self.rescue.starting_losses
         return {"starting_losses": None if losses is None else [float(v) for v in losses],
-                "stuck": self.rescue.stuck, "shrunk": self.shrunk}
+                "stuck": self.rescue.stuck, "shrunk": self.shrunk,
+                "range_test_pending": self.range_test_pending}
 
     def set_state(self, state) -> None:
         losses = state.get("starting_losses")
         self.rescue.starting_losses = None if losses is None else np.array(losses)
         self.rescue.stuck = int(state.get("stuck", 0))
         self.shrunk = bool(state.get("shrunk", False))
+        self.range_test_pending = bool(state.get("range_test_pending", False))
 
     # ------------------------------------------------------------- decisions
     def protected_slot(self, population):
@@ -176,12 +192,45 @@ class BudgetAwareness:
         bounds), and the starting losses are recorded for the rescue."""
         if self.rungs is None:
             self.rungs = default_rungs(population.size)
-        if population.gradient_steps == population._budget_start and self.protect_compiled:
+        fresh = population.gradient_steps == population._budget_start
+        if fresh and self.protect_compiled:
             compiled = population.live_hyperparameters.compiled_learning_rates[0]
             if compiled is not None and "learning_rate" in population.priors:
                 population.set_hyperparameters(0, {"learning_rate": compiled})
+        if fresh and self.range_test_pending:
+            if "learning_rate" not in population.priors:
+                raise ValueError("range_test needs the learning rate among the population's "
+                                 "hyperparameters")
+            slots = self.range_test_slots(population)
+            rates = range_test_rates(population.priors["learning_rate"].bounds, len(slots))
+            for slot, rate in zip(slots, rates):
+                population.set_hyperparameters(slot, {"learning_rate": rate})
         if self.rescue.starting_losses is None:
             self.rescue.starting_losses = np.asarray(starting_losses, dtype=np.float64)
+
+    def range_test_slots(self, population) -> list:
+        """The members that take part in the range test: all but the protected one."""
+        protected = self.protected_slot(population)
+        return [slot for slot in range(population.size) if slot != protected]
+
+    def range_test_plan(self, losses, rates, bounds, slots, rng):
+        """After the range test's iteration: (slots to restart, their new rates).
+
+        The fastest learner among `slots` (lowest loss; a diverged member never wins) sets
+        the scale; every tested member restarts from its initial weights with a rate drawn
+        log-uniformly in the decade below the winner's rate, within bounds. Below, because a
+        short horizon favours rates too large for the whole budget (the short-horizon bias).
+        """
+        self.range_test_pending = False
+        losses = np.asarray(losses, dtype=np.float64)[slots]
+        finite = np.isfinite(losses)
+        if not finite.any():
+            return [], []
+        winner = slots[int(np.argmin(np.where(finite, losses, np.inf)))]
+        low, high = bounds
+        new_rates = [float(min(max(rates[winner] * 10.0 ** -rng.uniform(0.0, 1.0), low), high))
+                     for _ in slots]
+        return list(slots), new_rates
 
     def rescue_plan(self, losses, rates, bounds, rng):
         """(slots to restart, their new rates) when the population has been stuck for

@@ -135,6 +135,11 @@ class PopDescent(PopulationStrategy):
             `rung_samples` samples of the fitness data (all of them when fewer), not on the
             sampled `cv_batch_size` batch: a shrink is final, so it gets the larger sample.
             Default 10,000.
+        range_test: with `budget_aware`, spend the first iteration on a learning-rate range
+            test: every member but the protected one trains at rates log-spaced over the
+            learning-rate prior's bounds, then restarts from its initial weights with a rate
+            in the decade below the fastest learner's (the steps count in the budget). For a
+            user whose range may be far off; default False.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -162,6 +167,7 @@ class PopDescent(PopulationStrategy):
         protect_compiled=True,
         rescue_after=2,
         rung_samples=10_000,
+        range_test=False,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -187,10 +193,11 @@ class PopDescent(PopulationStrategy):
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
-                rung_samples=rung_samples)
-        elif schedule != "default" or rungs is not None:
+                rung_samples=rung_samples, range_test=range_test)
+        elif schedule != "default" or rungs is not None or range_test:
             raise ValueError(
-                "schedule and rungs belong to the budget-aware mode: pass budget_aware=True"
+                "schedule, rungs and range_test belong to the budget-aware mode: pass "
+                "budget_aware=True"
             )
         self._pending_keep = None
         self._restarted = []
@@ -198,8 +205,9 @@ class PopDescent(PopulationStrategy):
 
     @property
     def needs_initial_weights(self) -> bool:
-        """Whether `fit` must keep the initial weights (for the rescue)."""
-        return self.budget is not None and self.budget.rescue_after is not None
+        """Whether `fit` must keep the initial weights (for the rescue and the range test)."""
+        return self.budget is not None and (self.budget.rescue_after is not None
+                                            or self.budget.range_test)
 
     def planned_iterations(self, member_steps, size, steps_per_epoch):
         """Iterations `fit(member_steps=...)` runs: the shrinks change the size (None: the
@@ -330,8 +338,13 @@ class PopDescent(PopulationStrategy):
             return np.array([], dtype=int), np.array([], dtype=int)
         if "learning_rate" in population.priors:
             rates = [v["learning_rate"] for v in population.hyperparameter_values()]
-            slots, new_rates = budget.rescue_plan(
-                population.last_losses, rates, population.priors["learning_rate"].bounds, rng)
+            bounds = population.priors["learning_rate"].bounds
+            if budget.range_test_pending:
+                slots, new_rates = budget.range_test_plan(
+                    population.last_losses, rates, bounds,
+                    budget.range_test_slots(population), rng)
+            else:
+                slots, new_rates = budget.rescue_plan(population.last_losses, rates, bounds, rng)
             if slots:
                 for slot, rate in zip(slots, new_rates):
                     population.reinitialize_member(slot)

@@ -100,9 +100,10 @@ def test_bad_rescue_and_rung_arguments_are_refused_naming_them(argument):
         pd.PopDescent(budget_aware=True, **argument)
 
 
-def test_schedule_and_rungs_without_budget_aware_are_refused():
+@pytest.mark.parametrize("argument", [{"rungs": [(0.5, 1)]}, {"range_test": True}])
+def test_budget_aware_arguments_without_budget_aware_are_refused(argument):
     with pytest.raises(ValueError, match="budget_aware=True"):
-        pd.PopDescent(rungs=[(0.5, 1)])
+        pd.PopDescent(**argument)
 
 
 # ------------------------------------------------------------------ the shrink
@@ -234,6 +235,22 @@ def test_rescue_restarts_a_population_stuck_at_chance_with_lower_rates(problem):
     epoch, slot = restarted[0]
     rate_after = pop.lineage[epoch]["members"][slot]["hyperparameters"]["learning_rate"]
     assert rate_after < 0.3  # at least 10x below the lowest starting rate
+
+
+def test_the_range_test_restarts_members_in_the_decade_below_the_fastest_learner(problem):
+    pop = population(low=1e-6, high=1e-5, bounds=(1e-6, 1.0))  # a range far too small
+    budget_fit(pop, problem, member_steps=400, range_test=True)
+    tested = [1, 2, 3, 4]  # slot 0 holds the protected compiled rate
+    start = [pop.lineage_start["members"][i]["learning_rate"] for i in tested]
+    np.testing.assert_allclose(start, np.geomspace(1e-6, 1.0, 4), rtol=1e-5)
+    first = pop.lineage[0]["members"]
+    assert [first[i].get("restarted", False) for i in range(5)] == [False] + [True] * 4
+    fitness = [first[i]["fitness"] for i in tested]
+    fastest = start[int(np.argmax(fitness))]
+    for i in tested:
+        assert fastest / 10 * (1 - 1e-5) <= first[i]["hyperparameters"]["learning_rate"] \
+            <= fastest * (1 + 1e-5)
+    assert pop.gradient_steps == 400
 
 
 def test_rescue_leaves_a_healthy_population_alone(problem):
