@@ -46,8 +46,8 @@ RANGES = {  # name -> the learning-rate range every method starts from
 }
 BOUNDS = (1e-7, 1.0)  # how far the online methods may move a learning rate, for every range
 STUDY_METHODS = ("adam", "adam-decay", "grid", "random", "esgd", "pbt", "popdescent",
-                 "popdescent-budget")
-ONLINE_METHODS = ("esgd", "pbt", "popdescent", "popdescent-budget")
+                 "popdescent-budget", "popdescent-budget-rt")
+ONLINE_METHODS = ("esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt")
 RESULTS = pathlib.Path("results/robustness")
 
 

@@ -26,6 +26,7 @@ METHODS = {
     "adam-decay": "experiments.methods.adam:run_decayed",
     "popdescent": "experiments.methods.popdescent:run",
     "popdescent-budget": "experiments.methods.popdescent_budget:run",
+    "popdescent-budget-rt": "experiments.methods.popdescent_budget:run_with_range_test",
     "grid": "experiments.methods.grid:run",
     "random": "experiments.methods.random:run",
     "esgd": "experiments.methods.esgd:run",

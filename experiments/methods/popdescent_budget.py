@@ -55,6 +55,16 @@ class SparseCurve(BestMemberCurve):
 
 def run(context: MethodContext) -> MethodResult:
     """Trains a budget-aware PopDescent population; returns its surviving member."""
+    return _run(context, range_test=False)
+
+
+def run_with_range_test(context: MethodContext) -> MethodResult:
+    """`run` with the learning-rate range test in the first iteration
+    (`popdescent-budget-rt`): for a user whose range may be far off."""
+    return _run(context, range_test=True)
+
+
+def _run(context: MethodContext, range_test: bool) -> MethodResult:
     started = time.perf_counter()
     budget, data = context.budget, context.data
     hyperparameters = {"learning_rate": learning_rate_prior(context)}  # validates options
@@ -73,7 +83,7 @@ def run(context: MethodContext) -> MethodResult:
         l2_layers=[HIDDEN_DENSE_NAME] if "l2" in hyperparameters else None)
     initial = population.hyperparameter_values()
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
-                          budget_aware=True)
+                          budget_aware=True, range_test=range_test)
     steps = max(1, budget.steps_per_iteration // ITERATION_SHARE)
     iterations = strategy.planned_iterations(budget.member_steps, budget.population_size, steps)
     curve = SparseCurve(data, budget.cv_batch_size, started,
@@ -98,7 +108,7 @@ def run(context: MethodContext) -> MethodResult:
         "iterations": len(population.lineage),
         "lineage": lineage_summary(population),
         "shrinks": [{"iteration": e["epoch"] + 1, "gradient_steps": e["gradient_steps"],
-                     "kept": e["kept"], "left": e["left"]}
+                     "kept": e["kept"], "left": e["left"], "rung_losses": e["rung_losses"]}
                     for e in population.lineage if "kept" in e],
         "restarts": sum(bool(m.get("restarted")) for e in population.lineage
                         for m in e["members"]),

@@ -1,0 +1,76 @@
+"""The budget-aware evidence report (`python -m experiments.budget_report`): it reads the
+benchmark's and the robustness study's records and states the table, the targets and what the
+budget-aware runs returned, as docs/budget_aware.md says them."""
+
+import json
+
+import pytest
+
+from experiments.reports import budget
+
+
+def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None):
+    record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
+              "regularization": False, "test_loss": loss, "gradient_steps": 3200,
+              "git_commit": "abcdef1234", "curve": [[640, loss + 0.1], [3200, loss]],
+              "details": {"hyperparameters": {"learning_rate": rate},
+                          "best_member_origin": origin, "own_gradient_steps": 2624,
+                          "restarts": 0, "lineage": []}}
+    if extras:
+        record["extras"] = extras
+    return record
+
+
+def _write(path, records):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture
+def results(tmp_path):
+    paper = [_record("adam", s, 0.25) for s in (5, 15, 24)]
+    paper += [_record("adam-decay", s, v) for s, v in ((5, 0.22), (15, 0.22), (24, 0.23))]
+    paper += [_record("popdescent", s, 0.36, extras={"ensemble": {"test_loss": 0.33}})
+              for s in (5, 15, 24)]
+    paper += [_record("popdescent-budget", s, v, origin=o)
+              for s, v, o in ((5, 0.23, 0), (15, 0.22, 0), (24, 0.28, 2))]
+    _write(tmp_path / "results", paper)
+    _write(tmp_path / "robustness" / "too-small",
+           [_record("adam-decay", 5, 0.68), _record("popdescent-budget", 5, 0.43),
+            _record("popdescent-budget-rt", 5, 0.26)])
+    _write(tmp_path / "robustness" / "too-large",
+           [_record("adam-decay", 5, 2.30), _record("popdescent-budget", 5, 0.24)])
+    return tmp_path
+
+
+def test_the_report_states_mean_std_seeds_and_the_ensemble_row(results):
+    groups = budget.load(results / "results", results / "robustness", "quick")
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| Adam + budget schedule | 0.223 ± 0.006 (n=3: 5,15,24) | 0.680 (n=1: 5) | " \
+           "2.300 (n=1: 5) |" in text
+    assert "| PopDescent (paper), ensemble of final elites | 0.330 ± 0.000 (n=3: 5,15,24) |" \
+        in text
+    assert "| PopDescent, budget-aware + range test | not run | 0.260 (n=1: 5) | not run |" \
+        in text
+
+
+def test_the_targets_are_checked_on_the_means(results):
+    groups = budget.load(results / "results", results / "robustness", "quick")
+    lines = budget.targets(groups, "fmnist")
+    # 0.2433 vs the better single run, adam-decay's 0.2233
+    assert lines[0] == ("- paper range: budget-aware 0.243 vs the better single run 0.223: "
+                        "missed (+0.020)")
+    assert "- paper range: below PopDescent (paper) (0.360): met" in lines
+    small = [line for line in lines if line.startswith("- too small")]
+    # the range test's 0.26 is within 10 % of 0.243 x 1.1 = 0.268; the plain mode's 0.43 not
+    assert "range test: 0.260, within 10 % of the paper-range 0.243: met" in small[1]
+    assert "budget-aware: 0.430, within 10 % of the paper-range 0.243: missed" in small[0]
+    assert all("below Adam + budget schedule: met" in line for line in small)
+
+
+def test_the_choices_table_names_each_budget_aware_run_and_its_code(results):
+    groups = budget.load(results / "results", results / "robustness", "quick")
+    rows = budget.choices(groups, "fmnist")
+    assert "| paper | popdescent-budget | 24 | 0.280 | 2 | 1.00e-03 | 2624 | 0 | abcdef1 |" \
+        in rows
+    assert sum("| too-small | popdescent-budget-rt | 5 |" in row for row in rows) == 1
