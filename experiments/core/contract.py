@@ -22,20 +22,7 @@ Budgets (member-steps = iterations x steps_per_iteration x population_size):
 `quick` (issue 19) is the budget-aware study's scale: short enough to run every method at three
 seeds in an afternoon of 2 cores, and short enough that one model's depth matters.
 
-How `small` was chosen (measured on this project's 2-core AMD EPYC CPU, TensorFlow 2.21,
-other engineers' jobs running beside; `Population` of 5 members, batch 64): one fused step of
-the population takes ~0.30 s for the Fashion-MNIST CNN (~60 ms per member-step) and ~1.04 s
-for the CIFAR-10 CNN (~210 ms per member-step). Each iteration also costs a 640-image CV batch
-for all members (0.8 s / 1.9 s) and one curve point, the validation loss of one model on the
-5,000-image validation half (~1.2 s / ~6 s). For about 10 minutes per method and seed:
-FMNIST keeps the paper's 128 local steps per iteration and runs 15 iterations (9,600 member-
-steps, ~9.6 min of steps + ~30 s of selection and curve); CIFAR-10 runs 8 iterations of 64
-steps (2,560 member-steps, ~9 min + ~1 min). Both keep the full training set, population 5,
-3 elites, batch 64 and the 640-image CV batch: only the length shrinks. At paper scale the
-same machine needs ~35 min (FMNIST) and ~95 min (CIFAR-10) per PopDescent run. Measured
-end to end with a load average of 6-7 on the two cores (other engineers' jobs), the seed-5
-`small` PopDescent runs took 19.7 min (FMNIST, 8.1 member-steps/s) and 10.6 min (CIFAR-10,
-4.0 member-steps/s): expect the wall time to scale with how busy the machine is.
+How `small` was chosen, with the timings it was chosen from: docs/budgets.md.
 
 `smoke` also shrinks the data (`SMOKE_DATA`: 512 training, 256 validation and 256 test
 images) so the test suite runs both datasets end to end in seconds; records say how much
