@@ -150,3 +150,36 @@ def test_a_learning_rate_far_too_small_climbs(estimator, problem):
     history = fit(pop, strategy, problem, epochs=8)
     thetas = history.history["theta_learning_rate"]
     assert thetas[-1] - np.log10(1e-5) > 0.5
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops a fit by an exception at the start of iteration `epoch`, like a crash."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_path):
+    """θ, the outer optimizer's state, each particle's ε and PES's sums survive a crash."""
+    x, y, x_val, y_val = problem
+
+    def run(directory, extra=()):
+        pop = population()
+        strategy = pd.EvolutionStrategies("pes", sigma=0.2, horizon=3, cv_batch_size=32, seed=2)
+        pop.fit(x, y, batch_size=16, epochs=5, steps_per_epoch=3, validation_data=(x_val, y_val),
+                verbose=0, callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
+        return pop, strategy
+
+    reference, reference_strategy = run(tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run", extra=[Interrupt(2)])
+    resumed, strategy = run(tmp_path / "run")
+    assert [keras.ops.convert_to_numpy(v).tobytes() for v in resumed.state_variables()] == \
+        [keras.ops.convert_to_numpy(v).tobytes() for v in reference.state_variables()]
+    assert json.dumps(strategy.get_state()) == json.dumps(reference_strategy.get_state())
+    assert resumed.lineage == reference.lineage
