@@ -12,7 +12,7 @@ from popdescent.backup import BackupAndRestore
 from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
 from popdescent.population import Population, load_population
 from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
-from popdescent.strategies import PBT, PopDescent, PopulationStrategy
+from popdescent.strategies import PBT, EvolutionStrategies, PopDescent, PopulationStrategy
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "BackupAndRestore",
     "PopDescent",
     "PBT",
+    "EvolutionStrategies",
     "PopulationStrategy",
     "BudgetSchedule",
     "ScheduledLearningRate",

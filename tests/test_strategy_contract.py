@@ -23,6 +23,8 @@ STRATEGIES = {
     "popdescent-budget": lambda: pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True),
     "pbt": lambda: pd.PBT(quantile_fraction=0.5, cv_batch_size=32),
     "esgd": lambda: ESGD(elites=2, cv_batch_size=32, reproductive_factor=2),
+    "es-single": lambda: pd.EvolutionStrategies("es_single", sigma=0.2, cv_batch_size=32),
+    "pes": lambda: pd.EvolutionStrategies("pes", sigma=0.2, horizon=3, cv_batch_size=32),
 }
 SIZE = 4
 MEMBER_STEPS = 96  # 8 iterations of 3 steps at full size

@@ -1,0 +1,185 @@
+"""EvolutionStrategies: the gradient estimators of seed 002 as a callback over a Population.
+
+A tiny Dense(8) classifier; the hyperparameters are the members' learning rates (log space).
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import popdescent as pd
+from popdescent.strategies.es import continuous_hyperparameters
+from tests.helpers.models import make_model
+
+SIZE = 4
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    y = np.argmax(x[:, :3], axis=1).astype("int32")
+    return x[:96], y[:96], x[96:], y[96:]
+
+
+def population(size=SIZE, seed=0, hyperparameters=None):
+    hyperparameters = hyperparameters or {
+        "learning_rate": pd.LogUniform(1e-3, 1e-2, bounds=(1e-5, 1.0))}
+    return pd.Population(make_model(), size=size, seed=seed, hyperparameters=hyperparameters)
+
+
+def fit(pop, strategy, problem, epochs=4):
+    x, y, x_val, y_val = problem
+    return pop.fit(x, y, batch_size=16, epochs=epochs, steps_per_epoch=3,
+                   validation_data=(x_val, y_val), verbose=0, callbacks=[strategy])
+
+
+@pytest.mark.parametrize("estimator", ["es_single", "pes", "truncated_es"])
+def test_members_train_with_theta_plus_antithetic_perturbations(estimator, problem):
+    pop = population()
+    strategy = pd.EvolutionStrategies(estimator, sigma=0.2, learning_rate=0.1, cv_batch_size=32)
+    fit(pop, strategy, problem)
+    logs = np.log10([m["learning_rate"] for m in pop.hyperparameter_values()])
+    theta = strategy.state.theta[0]
+    np.testing.assert_allclose(logs - theta, strategy.state.perturbations[:, 0], atol=1e-5)
+    np.testing.assert_allclose(logs[0::2] - theta, theta - logs[1::2], atol=1e-5)
+    assert strategy.state.outer_step == 4
+
+
+def test_theta_moves_by_the_outer_optimizer_and_is_logged(problem):
+    pop = population()
+    strategy = pd.EvolutionStrategies("es_single", sigma=0.2, learning_rate=0.1,
+                                      outer_optimizer="sgd", cv_batch_size=32)
+    start = np.mean(np.log10([m["learning_rate"] for m in pop.hyperparameter_values()]))
+    history = fit(pop, strategy, problem)
+    thetas = history.history["theta_learning_rate"]
+    assert len(thetas) == 4 and thetas[-1] != pytest.approx(start)
+    assert strategy.theta_values(pop)["learning_rate"] == pytest.approx(10 ** thetas[-1])
+
+
+def test_es_single_keeps_perturbations_until_the_horizon_restarts_members(problem):
+    pop = population()
+    strategy = pd.EvolutionStrategies("es_single", sigma=0.2, horizon=2, cv_batch_size=32)
+    x, y, x_val, y_val = problem
+    seen, weights = [], []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.initial = [v.numpy().copy() for v in pop.member(0).trainable_variables]
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(strategy.state.perturbations.copy())
+            weights.append([v.numpy().copy() for v in pop.member(0).trainable_variables])
+
+    watch = Watch()
+    pop.fit(x, y, batch_size=16, epochs=4, steps_per_epoch=3, validation_data=(x_val, y_val),
+            verbose=0, callbacks=[strategy, watch])
+    # Epochs 0-1 are the first inner problem (ε drawn at the start, kept after epoch 0);
+    # the end of epoch 1 restarts it: new ε for epochs 2-3, members back to their first weights.
+    assert not np.allclose(seen[1], seen[0])
+    np.testing.assert_array_equal(seen[1], seen[2])
+    assert not np.allclose(seen[3], seen[2])
+    for restarted, initial in zip(weights[1], watch.initial):
+        np.testing.assert_array_equal(restarted, initial)
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], watch.initial))
+
+
+def test_same_seed_same_theta(problem):
+    thetas = []
+    for _ in range(2):
+        strategy = pd.EvolutionStrategies("pes", sigma=0.2, cv_batch_size=32, seed=3)
+        fit(population(), strategy, problem, epochs=3)
+        thetas.append(strategy.state.theta.copy())
+    np.testing.assert_array_equal(thetas[0], thetas[1])
+
+
+def test_state_round_trips_through_json(problem):
+    strategy = pd.EvolutionStrategies("pes", sigma=0.2, cv_batch_size=32, seed=1)
+    fit(population(), strategy, problem, epochs=2)
+    restored = pd.EvolutionStrategies.from_config(strategy.get_config())
+    restored.set_state(json.loads(json.dumps(strategy.get_state())))
+    for field in ("theta", "perturbations", "accumulated"):
+        np.testing.assert_array_equal(getattr(restored.state, field),
+                                      getattr(strategy.state, field))
+    assert restored.state.unroll == strategy.state.unroll
+    for key, value in strategy.optimizer_state.items():
+        np.testing.assert_array_equal(restored.optimizer_state[key], value)
+    assert restored.rng.bit_generator.state == strategy.rng.bit_generator.state
+
+
+def test_only_continuous_read_hyperparameters_are_estimated():
+    priors = {"learning_rate": pd.LogUniform(1e-3, 1e-2), "l2": pd.Uniform(0.0, 0.1),
+              "units": pd.Choice([8, 16]), "momentum": pd.Fixed(0.9),
+              "unused": pd.Inert(pd.Uniform(0.0, 1.0))}
+    assert continuous_hyperparameters(priors) == ["l2", "learning_rate"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(sigma=0.0), "sigma must be a finite number > 0, got 0.0"),
+    (dict(estimator="cma"), "kind must be one of"),
+    (dict(learning_rate=-1.0), "learning_rate must be a finite number > 0, got -1.0"),
+    (dict(outer_optimizer="rmsprop"), "outer optimizer must be one of"),
+    (dict(horizon=0), "horizon must be an integer >= 1, got 0"),
+])
+def test_bad_arguments_fail_at_construction(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        pd.EvolutionStrategies(**arguments)
+
+
+def test_odd_size_with_antithetic_pairs_is_refused(problem):
+    with pytest.raises(ValueError, match="antithetic=True needs an even population size"):
+        fit(population(size=3), pd.EvolutionStrategies(cv_batch_size=32), problem, epochs=1)
+
+
+def test_population_without_a_continuous_hyperparameter_is_refused(problem):
+    pop = population(hyperparameters={"learning_rate": pd.Fixed(1e-3)})
+    with pytest.raises(ValueError, match="needs at least one continuous hyperparameter"):
+        fit(pop, pd.EvolutionStrategies(cv_batch_size=32), problem, epochs=1)
+
+
+@pytest.mark.parametrize("estimator", ["es_single", "pes"])
+def test_a_learning_rate_far_too_small_climbs(estimator, problem):
+    """From learning rates ~1e-5 (θ ≈ -5 in log10) a larger rate lowers the validation loss
+    after every unroll, so the estimate says "up": θ rises by more than 0.5 in 8 epochs."""
+    pop = population(size=6, hyperparameters={
+        "learning_rate": pd.LogUniform(8e-6, 1.2e-5, bounds=(1e-6, 1.0))})
+    strategy = pd.EvolutionStrategies(estimator, sigma=0.3, learning_rate=0.1,
+                                      cv_batch_size=64, seed=0)
+    history = fit(pop, strategy, problem, epochs=8)
+    thetas = history.history["theta_learning_rate"]
+    assert thetas[-1] - np.log10(1e-5) > 0.5
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops a fit by an exception at the start of iteration `epoch`, like a crash."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_path):
+    """θ, the outer optimizer's state, each particle's ε and PES's sums survive a crash."""
+    x, y, x_val, y_val = problem
+
+    def run(directory, extra=()):
+        pop = population()
+        strategy = pd.EvolutionStrategies("pes", sigma=0.2, horizon=3, cv_batch_size=32, seed=2)
+        pop.fit(x, y, batch_size=16, epochs=5, steps_per_epoch=3, validation_data=(x_val, y_val),
+                verbose=0, callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
+        return pop, strategy
+
+    reference, reference_strategy = run(tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run", extra=[Interrupt(2)])
+    resumed, strategy = run(tmp_path / "run")
+    assert [keras.ops.convert_to_numpy(v).tobytes() for v in resumed.state_variables()] == \
+        [keras.ops.convert_to_numpy(v).tobytes() for v in reference.state_variables()]
+    assert json.dumps(strategy.get_state()) == json.dumps(reference_strategy.get_state())
+    assert resumed.lineage == reference.lineage
