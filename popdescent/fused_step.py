@@ -113,9 +113,14 @@ class FusedTrainStep:
         # What the member differentiates, not what it reports: the logs keep the unscaled
         # loss, as the reference code reported its cross-entropy before scaling.
         loss_scale = self.live_hyperparameters.loss_scale
-        if loss_scale is None:
-            return loss
-        return loss * ops.cast(loss_scale[index], loss.dtype)
+        if loss_scale is not None:
+            loss = loss * ops.cast(loss_scale[index], loss.dtype)
+        # Keras' own train step does the same: under "mixed_float16" the member's optimizer
+        # is a LossScaleOptimizer that divides the gradients by its dynamic scale (and skips
+        # a step whose gradients are not finite), so the loss must be multiplied by it here,
+        # or every update is 2**15 times too small. Other optimizers apply their
+        # `loss_scale_factor`, or return the loss unchanged.
+        return self.members[index].optimizer.scale_loss(loss)
 
     def train_step(self, data):
         self.traces += 1

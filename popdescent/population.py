@@ -276,9 +276,15 @@ class Population(FusedTrainStep, keras.Model):
                 "callback with needs_initial_weights = True (PopDescent(rescue_after=...))"
             )
         self.set_member_weights(index, self._initial_weights[index])
-        rate = self.members[index].optimizer.learning_rate
-        for variable in self.members[index].optimizer.variables:
-            if variable is not rate:
+        optimizer = self.members[index].optimizer
+        rate = optimizer.learning_rate
+        # A LossScaleOptimizer's (mixed_float16) scale restarts at its initial value: at zero
+        # every gradient would be 0/0 and every step skipped.
+        loss_scale = getattr(optimizer, "dynamic_scale", None)
+        for variable in optimizer.variables:
+            if variable is loss_scale:
+                variable.assign(optimizer.initial_scale)
+            elif variable is not rate:
                 variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def keep_members(self, indices) -> None:
