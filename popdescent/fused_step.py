@@ -24,6 +24,28 @@ __all__ = ["FusedTrainStep"]
 _XLA_UPDATE_MIN_PARAMETERS = 100_000
 
 
+def _population_losses(losses):
+    """The population's `loss` (mean) and `best_loss` (minimum) over its finite members, and
+    `nonfinite_members`, how many members' losses are NaN or infinite.
+
+    One diverged member would otherwise make the mean infinite, and
+    `keras.callbacks.TerminateOnNaN` would end a run that a strategy heals by replacing that
+    member. When no member is finite, both are over all members, so non-finite: then
+    TerminateOnNaN does stop the run.
+    """
+    finite = ops.isfinite(losses)
+    finite_count = ops.sum(ops.cast(finite, losses.dtype))
+    any_finite = finite_count > 0
+    mean = ops.sum(ops.where(finite, losses, ops.zeros_like(losses))) / ops.maximum(
+        finite_count, ops.ones_like(finite_count))
+    best = ops.min(ops.where(finite, losses, ops.full_like(losses, np.inf)))
+    return {
+        "loss": ops.where(any_finite, mean, ops.mean(losses)),
+        "best_loss": ops.where(any_finite, best, ops.min(losses)),
+        "nonfinite_members": ops.cast(ops.shape(losses)[0], losses.dtype) - finite_count,
+    }
+
+
 class FusedTrainStep:
     """`compile`, `train_step`, `test_step` and the logs of a `Population` (see the module)."""
 
@@ -167,8 +189,7 @@ class FusedTrainStep:
                 result = metric.result()
                 results = result if isinstance(result, dict) else {metric.name: result}
                 logs.update({f"{key}_{index}": value for key, value in results.items()})
-        logs["loss"] = ops.mean(ops.stack(losses))
-        logs["best_loss"] = ops.min(ops.stack(losses))
+        logs.update(_population_losses(ops.stack(losses)))
         if steps is not None:
             logs["gradient_steps"] = steps
         return logs

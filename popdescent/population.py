@@ -581,7 +581,8 @@ class Population(FusedTrainStep, keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Every member's loss and metrics on (x, y): `loss_i`, `accuracy_i`, ..., plus the
-        population's mean `loss` and `best_loss`."""
+        population's mean `loss` and `best_loss` over its finite members and the count of
+        `nonfinite_members`."""
         self._prepare_members(x, y)
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
