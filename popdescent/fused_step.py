@@ -4,7 +4,7 @@ A mixin of `Population`, as Keras' own `Trainer` is of `keras.Model`: one gradie
 the sum of every member's (penalised, scaled) loss, so one forward and one backward pass per
 batch for all members, then each member's own optimizer update, optionally XLA-compiled. It
 reads the population's `members`, `live_hyperparameters`, `_l2_kernels`, `_loss_trackers`,
-`_member_steps` and `traces`; it knows nothing of any tuning algorithm.
+`_population_optimizer` and `traces`; it knows nothing of any tuning algorithm.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ class FusedTrainStep:
         super().compile(
             optimizer=None,
             loss=None,
+            # Members scale their own losses (`_scaled_loss`); wrapping `optimizer` would fail.
+            auto_scale_loss=False,
             jit_compile=jit_compile,
             steps_per_execution=int(steps_per_execution),
             run_eagerly=run_eagerly,
@@ -113,6 +115,21 @@ class FusedTrainStep:
         # members' updates can still overlap with each other and with other members' backward
         # passes on TensorFlow's inter-op threads.
         return tf.function(update, jit_compile=True, reduce_retracing=True)
+
+    @property
+    def optimizer(self):
+        """The population's `PopulationOptimizer`: what Keras callbacks read as
+        `model.optimizer` (learning rate, member-step count). Members keep their own."""
+        return getattr(self, "_population_optimizer", None)
+
+    @optimizer.setter
+    def optimizer(self, value):
+        # Keras' compile assigns the optimizer it was given, None here.
+        if value is not None:
+            raise ValueError(
+                "a Population has no optimizer to set: each member trains with the optimizer "
+                f"it was compiled with; optimizer must be None, got {value!r}"
+            )
 
     @property
     def metrics(self):
@@ -161,8 +178,8 @@ class FusedTrainStep:
                 member.optimizer.apply(grads, weights)
             else:
                 self._member_updates[index](grads)
-        self._member_steps.assign_add(self.size)
-        return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
+        self.optimizer.iterations.assign_add(self.size)
+        return self._update_logs(x, y, sample_weight, outputs, self.optimizer.iterations)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
