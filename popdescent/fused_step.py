@@ -212,11 +212,19 @@ class FusedTrainStep:
         return logs
 
     def _prepare_members(self, x, y):
-        """Builds members' compiled metrics eagerly from one sample, outside any traced step."""
+        """Builds members' compiled metrics before a traced step would create their variables,
+        from the shapes and dtypes of x and y alone: each member is called on a symbolic
+        `keras.KerasTensor`, as Keras' own fit builds a model, so no member runs on data."""
+        x_spec, y_spec = (
+            keras.KerasTensor((None, *np.shape(a)[1:]), keras.backend.standardize_dtype(a.dtype))
+            for a in (x, y)
+        )
         for member in self.members:
-            if any(not metric.built for metric in member.metrics if metric.name != "loss"):
-                member.compute_metrics(x[:1], y[:1], member(x[:1], training=False))
-                member.reset_metrics()
+            unbuilt = [m for m in member.metrics if m.name != "loss" and not m.built]
+            if unbuilt:
+                y_pred = member(x_spec, training=False)
+                for metric in unbuilt:
+                    metric.build(y_spec, y_pred)
 
     def get_compile_config(self):
         return {
