@@ -161,7 +161,8 @@ class Population(FusedTrainStep, keras.Model):
             seeds = np.random.SeedSequence(member_seed).generate_state(size)
         if isinstance(model_or_builder, keras.Model):
             members_lib.check_compiled_model(model_or_builder, "model_or_builder")
-            return [members_lib.clone_member(model_or_builder, int(s)) for s in seeds[:size]]
+            return [members_lib.clone_member(model_or_builder, int(s), index)
+                    for index, s in enumerate(seeds[:size])]
         if callable(model_or_builder):
             return [
                 members_lib.build_member(model_or_builder, i, int(seeds[i])) for i in range(size)
@@ -517,9 +518,10 @@ class Population(FusedTrainStep, keras.Model):
         array input cuts an epoch short when the data runs out). `steps_per_epoch` defaults
         to one pass over the data. `validation_steps` goes to `keras.Model.fit`.
 
-        A `popdescent.BackupAndRestore` callback always runs after the strategies (it is
-        moved to the end of `callbacks`); when it restores a backup, training resumes at
-        the next iteration and the batch stream at the step it had reached.
+        Strategy callbacks run first, so that the others (TensorBoard, EarlyStopping, ...)
+        see the fitness they log; a `popdescent.BackupAndRestore` callback runs last (each
+        is moved there in `callbacks`); when it restores a backup, training resumes at the
+        next iteration and the batch stream at the step it had reached.
         """
         unsupported = sorted(set(kwargs) - {"validation_steps"})
         if unsupported:
@@ -615,7 +617,11 @@ class Population(FusedTrainStep, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        members = [keras.saving.deserialize_keras_object(c) for c in config["members"]]
+        origins = config.get("origins", list(range(len(config["members"]))))
+        members = []
+        for origin, member_config in zip(origins, config["members"], strict=True):
+            with members_lib.member_scope(origin):
+                members.append(keras.saving.deserialize_keras_object(member_config))
         priors = {name: prior_from_config(c) for name, c in config["hyperparameters"].items()}
         population = cls(
             members,
@@ -625,7 +631,7 @@ class Population(FusedTrainStep, keras.Model):
             name=config["name"],
             _minimum_size=1,
         )
-        population.origins = list(config.get("origins", population.origins))
+        population.origins = list(origins)
         population.optimizer.iterations.assign(config.get("gradient_steps", 0))
         if config.get("learning_rate_scale") is not None:
             population.live_hyperparameters.learning_rate_scale.assign(
