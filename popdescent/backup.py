@@ -31,10 +31,14 @@ _FORMAT = 1
 
 
 def arrange_callbacks(callbacks) -> list:
-    """`Population.fit`'s callback list, checked, with any BackupAndRestore moved to the end.
+    """`Population.fit`'s callback list, checked: strategies first, then the other callbacks,
+    then any BackupAndRestore (each group in the order given).
 
-    The backup must see the iteration after every strategy has acted on it (Keras calls
-    `on_epoch_end` in list order), and it must know the strategies whose state it keeps.
+    Keras calls `on_epoch_end` in list order. Strategies write each member's fitness, parent
+    and hyperparameters into the epoch's logs, which callbacks such as TensorBoard, History,
+    EarlyStopping or ReduceLROnPlateau (`monitor="best_fitness"`) read; the backup must see
+    the iteration after every strategy has acted on it, and know the strategies whose state
+    it keeps.
     """
     if callbacks is None:
         return []
@@ -58,10 +62,12 @@ def arrange_callbacks(callbacks) -> list:
     backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
     if len(backups) > 1:
         raise ValueError(f"callbacks may hold one BackupAndRestore, got {len(backups)}")
-    others = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
+    strategies = [c for c in callbacks if isinstance(c, PopulationStrategy)]
+    others = [c for c in callbacks
+              if not isinstance(c, (PopulationStrategy, BackupAndRestore))]
     for backup in backups:
-        backup.set_strategies([c for c in others if keeps_state(c)])
-    return others + backups
+        backup.set_strategies([c for c in strategies + others if keeps_state(c)])
+    return strategies + others + backups
 
 
 def keeps_state(callback) -> bool:

@@ -4,7 +4,7 @@ A mixin of `Population`, as Keras' own `Trainer` is of `keras.Model`: one gradie
 the sum of every member's (penalised, scaled) loss, so one forward and one backward pass per
 batch for all members, then each member's own optimizer update, optionally XLA-compiled. It
 reads the population's `members`, `live_hyperparameters`, `_l2_kernels`, `_loss_trackers`,
-`_member_steps` and `traces`; it knows nothing of any tuning algorithm.
+`_population_optimizer` and `traces`; it knows nothing of any tuning algorithm.
 """
 
 from __future__ import annotations
@@ -22,6 +22,28 @@ __all__ = ["FusedTrainStep"]
 # step and XLA's compile time (about a second per member on a 2-core CPU) does not pay back
 # in a short run; see Population.compile.
 _XLA_UPDATE_MIN_PARAMETERS = 100_000
+
+
+def _population_losses(losses):
+    """The population's `loss` (mean) and `best_loss` (minimum) over its finite members, and
+    `nonfinite_members`, how many members' losses are NaN or infinite.
+
+    One diverged member would otherwise make the mean infinite, and
+    `keras.callbacks.TerminateOnNaN` would end a run that a strategy heals by replacing that
+    member. When no member is finite, both are over all members, so non-finite: then
+    TerminateOnNaN does stop the run.
+    """
+    finite = ops.isfinite(losses)
+    finite_count = ops.sum(ops.cast(finite, losses.dtype))
+    any_finite = finite_count > 0
+    mean = ops.sum(ops.where(finite, losses, ops.zeros_like(losses))) / ops.maximum(
+        finite_count, ops.ones_like(finite_count))
+    best = ops.min(ops.where(finite, losses, ops.full_like(losses, np.inf)))
+    return {
+        "loss": ops.where(any_finite, mean, ops.mean(losses)),
+        "best_loss": ops.where(any_finite, best, ops.min(losses)),
+        "nonfinite_members": ops.cast(ops.shape(losses)[0], losses.dtype) - finite_count,
+    }
 
 
 class FusedTrainStep:
@@ -67,6 +89,8 @@ class FusedTrainStep:
         super().compile(
             optimizer=None,
             loss=None,
+            # Members scale their own losses (`_scaled_loss`); wrapping `optimizer` would fail.
+            auto_scale_loss=False,
             jit_compile=jit_compile,
             steps_per_execution=int(steps_per_execution),
             run_eagerly=run_eagerly,
@@ -93,6 +117,21 @@ class FusedTrainStep:
         return tf.function(update, jit_compile=True, reduce_retracing=True)
 
     @property
+    def optimizer(self):
+        """The population's `PopulationOptimizer`: what Keras callbacks read as
+        `model.optimizer` (learning rate, member-step count). Members keep their own."""
+        return getattr(self, "_population_optimizer", None)
+
+    @optimizer.setter
+    def optimizer(self, value):
+        # Keras' compile assigns the optimizer it was given, None here.
+        if value is not None:
+            raise ValueError(
+                "a Population has no optimizer to set: each member trains with the optimizer "
+                f"it was compiled with; optimizer must be None, got {value!r}"
+            )
+
+    @property
     def metrics(self):
         tracked = list(self._loss_trackers) if hasattr(self, "_loss_trackers") else []
         for member in getattr(self, "members", []):
@@ -113,9 +152,14 @@ class FusedTrainStep:
         # What the member differentiates, not what it reports: the logs keep the unscaled
         # loss, as the reference code reported its cross-entropy before scaling.
         loss_scale = self.live_hyperparameters.loss_scale
-        if loss_scale is None:
-            return loss
-        return loss * ops.cast(loss_scale[index], loss.dtype)
+        if loss_scale is not None:
+            loss = loss * ops.cast(loss_scale[index], loss.dtype)
+        # Keras' own train step does the same: under "mixed_float16" the member's optimizer
+        # is a LossScaleOptimizer that divides the gradients by its dynamic scale (and skips
+        # a step whose gradients are not finite), so the loss must be multiplied by it here,
+        # or every update is 2**15 times too small. Other optimizers apply their
+        # `loss_scale_factor`, or return the loss unchanged.
+        return self.members[index].optimizer.scale_loss(loss)
 
     def train_step(self, data):
         self.traces += 1
@@ -134,8 +178,8 @@ class FusedTrainStep:
                 member.optimizer.apply(grads, weights)
             else:
                 self._member_updates[index](grads)
-        self._member_steps.assign_add(self.size)
-        return self._update_logs(x, y, sample_weight, outputs, self._member_steps)
+        self.optimizer.iterations.assign_add(self.size)
+        return self._update_logs(x, y, sample_weight, outputs, self.optimizer.iterations)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -162,18 +206,25 @@ class FusedTrainStep:
                 result = metric.result()
                 results = result if isinstance(result, dict) else {metric.name: result}
                 logs.update({f"{key}_{index}": value for key, value in results.items()})
-        logs["loss"] = ops.mean(ops.stack(losses))
-        logs["best_loss"] = ops.min(ops.stack(losses))
+        logs.update(_population_losses(ops.stack(losses)))
         if steps is not None:
             logs["gradient_steps"] = steps
         return logs
 
     def _prepare_members(self, x, y):
-        """Builds members' compiled metrics eagerly from one sample, outside any traced step."""
+        """Builds members' compiled metrics before a traced step would create their variables,
+        from the shapes and dtypes of x and y alone: each member is called on a symbolic
+        `keras.KerasTensor`, as Keras' own fit builds a model, so no member runs on data."""
+        x_spec, y_spec = (
+            keras.KerasTensor((None, *np.shape(a)[1:]), keras.backend.standardize_dtype(a.dtype))
+            for a in (x, y)
+        )
         for member in self.members:
-            if any(not metric.built for metric in member.metrics if metric.name != "loss"):
-                member.compute_metrics(x[:1], y[:1], member(x[:1], training=False))
-                member.reset_metrics()
+            unbuilt = [m for m in member.metrics if m.name != "loss" and not m.built]
+            if unbuilt:
+                y_pred = member(x_spec, training=False)
+                for metric in unbuilt:
+                    metric.build(y_spec, y_pred)
 
     def get_compile_config(self):
         return {

@@ -6,10 +6,12 @@ and any other optimizer attribute held in a variable are the member optimizer's 
 `loss_scale` are variables of the population that its train step reads; a name with an
 `Inert` prior gets a variable that nothing reads (kept, mutated and recorded only).
 
-The learning rate is held twice: each member's *base* rate (what strategies mutate and the
-lineage records) and one population-wide `learning_rate_multiplier` (what a budget-aware
-schedule moves). The optimizer's own variable is set to base x multiplier before every update,
-so a mutation and a schedule compose: the mutation changes the base, the schedule scales it.
+The learning rate is held three times: each member's *base* rate (what strategies mutate and
+the lineage records), one population-wide `learning_rate_multiplier` (what a budget-aware
+schedule moves) and one population-wide `learning_rate_scale` (what Keras' learning-rate
+callbacks move, through `PopulationOptimizer`). The optimizer's own variable is set to
+base x multiplier x scale before every update, so a mutation, a schedule and a user's callback
+compose: the mutation changes the base, the schedule and the callback each scale it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior
+from popdescent.validation import check_number
 
 __all__ = ["LiveHyperparameters"]
 
@@ -111,6 +114,10 @@ class LiveHyperparameters:
         ]
         self.base_learning_rate = None
         self.learning_rate_multiplier = None
+        # Not among `own_variables`, which are the population's weights: like a Keras
+        # optimizer's rate, restoring weights leaves it alone (the population saves it in
+        # its config and lists it in `state_variables` for backups).
+        self.learning_rate_scale = None
         if all(rate is not None for rate in rates):
             self.base_learning_rate = [
                 keras.Variable(float(ops.convert_to_numpy(rate)), dtype=rate.dtype,
@@ -119,6 +126,8 @@ class LiveHyperparameters:
             ]
             self.learning_rate_multiplier = keras.Variable(
                 1.0, trainable=False, name="learning_rate_multiplier")
+            self.learning_rate_scale = keras.Variable(
+                1.0, trainable=False, name="learning_rate_scale")
 
     # ----------------------------------------------------------------- checks
     def _resolve_priors(self, hyperparameters):
@@ -181,24 +190,55 @@ class LiveHyperparameters:
         return getattr(self.members[index].optimizer, name)
 
     def apply_learning_rate(self, index) -> None:
-        """Sets member `index`'s optimizer rate to its base rate x the schedule multiplier
-        (backend assigns; the fused step calls it before every update)."""
+        """Sets member `index`'s optimizer rate to its base rate x the schedule multiplier x
+        the callbacks' scale (backend assigns; the fused step calls it before every update)."""
         if self.base_learning_rate is None:
             return
+        base = self.base_learning_rate[index]
         rate = learning_rate_variable(self.members[index])
-        rate.assign(self.base_learning_rate[index] * ops.cast(
-            self.learning_rate_multiplier, self.base_learning_rate[index].dtype))
+        rate.assign(base * ops.cast(self.learning_rate_multiplier, base.dtype)
+                    * ops.cast(self.learning_rate_scale, base.dtype))
+
+    def _check_variable_rates(self, what):
+        if self.base_learning_rate is None:
+            raise ValueError(
+                f"{what} needs every member's optimizer to hold its learning rate in a "
+                "variable (not a LearningRateSchedule, which schedules itself)"
+            )
 
     def set_multiplier(self, value) -> None:
         """The schedule's factor on every member's base learning rate, from the next step on."""
-        if self.learning_rate_multiplier is None:
-            raise ValueError(
-                "a learning-rate schedule needs every member's optimizer to hold its learning "
-                "rate in a variable (not a LearningRateSchedule)"
-            )
+        self._check_variable_rates("a learning-rate schedule")
         self.learning_rate_multiplier.assign(float(value))
+        self._apply_all()
+
+    def _apply_all(self):
         for index in range(len(self.members)):
             self.apply_learning_rate(index)
+
+    def reference_learning_rate(self) -> float:
+        """The geometric mean of the members' base learning rates x the callbacks' scale
+        (what `PopulationOptimizer.learning_rate` reads)."""
+        self._check_variable_rates("reading the population's learning rate "
+                                   "(model.optimizer.learning_rate)")
+        bases = np.array([float(ops.convert_to_numpy(v)) for v in self.base_learning_rate])
+        return float(np.exp(np.mean(np.log(bases)))) * self.scale_value()
+
+    def scale_value(self):
+        """The callbacks' learning-rate scale as a float (None without variable rates)."""
+        scale = self.learning_rate_scale
+        return None if scale is None else float(ops.convert_to_numpy(scale))
+
+    def set_reference_learning_rate(self, value) -> None:
+        """Scales every member's learning rate by value / `reference_learning_rate()`,
+        keeping the ratios between members, from the next step on."""
+        self._check_variable_rates("setting the population's learning rate "
+                                   "(model.optimizer.learning_rate)")
+        value = check_number("the population's learning rate (model.optimizer.learning_rate)",
+                             value, minimum=0.0, strict_minimum=True)
+        self.learning_rate_scale.assign(
+            self.scale_value() * value / self.reference_learning_rate())
+        self._apply_all()
 
     def keep(self, indices) -> None:
         """Drops every member's variables but those of `indices` (the population's members

@@ -43,34 +43,47 @@ def _reseed(config, rng: np.random.Generator):
     return config
 
 
-def clone_member(template: keras.Model, seed: int) -> keras.Model:
-    """A freshly initialised, compiled copy of `template`, reproducible from `seed`."""
+def member_scope(index: int):
+    """The name scope member `index` is built in. Its weights' paths
+    (`member_0/sequential/dense/kernel`) then differ between members even when the members'
+    own names are the same, so TensorBoard's weight histograms, tagged by path, do not
+    collide. `index` is the member's original slot (`Population.origins`)."""
+    return keras.name_scope(f"member_{int(index)}")
+
+
+def clone_member(template: keras.Model, seed: int, index: int) -> keras.Model:
+    """A freshly initialised, compiled copy of `template`, reproducible from `seed`, built in
+    member `index`'s name scope."""
     rng = np.random.default_rng(seed)
 
     def clone_layer(layer):
         return layer.__class__.from_config(_reseed(layer.get_config(), rng))
 
     keras.utils.set_random_seed(seed)  # for layers whose randomness has no seed entry
-    try:
-        clone = keras.models.clone_model(template, clone_function=clone_layer)
-    except Exception as error:  # a subclassed model without get_config/from_config
-        raise ValueError(
-            "could not clone the model (a subclassed model needs get_config/from_config); "
-            "pass a builder instead: Population(lambda index: build_compiled_model(), size=...)"
-        ) from error
-    clone.compile_from_config(template.get_compile_config())
-    if not clone.optimizer.built:
-        clone.optimizer.build(clone.trainable_variables)
+    with member_scope(index):
+        try:
+            clone = keras.models.clone_model(template, clone_function=clone_layer)
+        except Exception as error:  # a subclassed model without get_config/from_config
+            raise ValueError(
+                "could not clone the model (a subclassed model needs get_config/from_config); "
+                "pass a builder instead: Population(lambda index: build_compiled_model(), "
+                "size=...)"
+            ) from error
+        clone.compile_from_config(template.get_compile_config())
+        if not clone.optimizer.built:
+            clone.optimizer.build(clone.trainable_variables)
     return clone
 
 
 def build_member(builder, index: int, seed: int) -> keras.Model:
-    """Calls the user's `builder(index)` under a fixed global seed and checks the result."""
+    """Calls the user's `builder(index)` under a fixed global seed, in member `index`'s name
+    scope, and checks the result."""
     keras.utils.set_random_seed(seed)
-    member = builder(index)
-    check_compiled_model(member, f"model_or_builder({index})")
-    if not member.optimizer.built:
-        member.optimizer.build(member.trainable_variables)
+    with member_scope(index):
+        member = builder(index)
+        check_compiled_model(member, f"model_or_builder({index})")
+        if not member.optimizer.built:
+            member.optimizer.build(member.trainable_variables)
     return member
 
 

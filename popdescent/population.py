@@ -23,6 +23,7 @@ from popdescent.budget import MemberStepBudget, check_member_steps, planned_iter
 from popdescent.fused_step import FusedTrainStep
 from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
+from popdescent.population_optimizer import PopulationOptimizer
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.training_data import (
     check_validation_freq,
@@ -45,6 +46,8 @@ class Population(FusedTrainStep, keras.Model):
     `fit`, `evaluate`, `predict`, `save`, callbacks, History and the progress bar work the
     Keras way. One epoch of `fit` is one iteration: every member takes `steps_per_epoch`
     gradient steps on the same batches; strategy callbacks act at the end of each epoch.
+    Keras' learning-rate callbacks (ReduceLROnPlateau, LearningRateScheduler) scale every
+    member's rate alike through `pop.optimizer` (see `popdescent.population_optimizer`).
 
     Args:
         model_or_builder: a compiled, built `keras.Model` (each member is a clone with its own
@@ -113,7 +116,9 @@ class Population(FusedTrainStep, keras.Model):
             self.set_hyperparameters(
                 index, {name: prior.sample(hyper_rng) for name, prior in self.priors.items()}
             )
-        self._member_steps = keras.Variable(0, dtype="int64", trainable=False, name="steps")
+        # What Keras callbacks see as `pop.optimizer`; it holds the member-step counter,
+        # which is no weight of the model, so restoring weights does not rewind it.
+        self._population_optimizer = PopulationOptimizer(self.live_hyperparameters)
         self._loss_trackers = [keras.metrics.Mean(name=f"loss_{i}") for i in range(self.size)]
         self.fitness = None
         self.last_losses = None
@@ -156,7 +161,8 @@ class Population(FusedTrainStep, keras.Model):
             seeds = np.random.SeedSequence(member_seed).generate_state(size)
         if isinstance(model_or_builder, keras.Model):
             members_lib.check_compiled_model(model_or_builder, "model_or_builder")
-            return [members_lib.clone_member(model_or_builder, int(s)) for s in seeds[:size]]
+            return [members_lib.clone_member(model_or_builder, int(s), index)
+                    for index, s in enumerate(seeds[:size])]
         if callable(model_or_builder):
             return [
                 members_lib.build_member(model_or_builder, i, int(seeds[i])) for i in range(size)
@@ -276,9 +282,15 @@ class Population(FusedTrainStep, keras.Model):
                 "callback with needs_initial_weights = True (PopDescent(rescue_after=...))"
             )
         self.set_member_weights(index, self._initial_weights[index])
-        rate = self.members[index].optimizer.learning_rate
-        for variable in self.members[index].optimizer.variables:
-            if variable is not rate:
+        optimizer = self.members[index].optimizer
+        rate = optimizer.learning_rate
+        # A LossScaleOptimizer's (mixed_float16) scale restarts at its initial value: at zero
+        # every gradient would be 0/0 and every step skipped.
+        loss_scale = getattr(optimizer, "dynamic_scale", None)
+        for variable in optimizer.variables:
+            if variable is loss_scale:
+                variable.assign(optimizer.initial_scale)
+            elif variable is not rate:
                 variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def keep_members(self, indices) -> None:
@@ -350,8 +362,9 @@ class Population(FusedTrainStep, keras.Model):
     # ----------------------------------------------------------------- fitness
     @property
     def gradient_steps(self) -> int:
-        """Member-steps taken so far: every gradient step of every member that actually ran."""
-        return int(self._member_steps.numpy())
+        """Member-steps taken so far: every gradient step of every member that actually ran.
+        Only training moves it: restoring earlier weights does not rewind it."""
+        return int(self.optimizer.iterations.numpy())
 
     @property
     def progress(self):
@@ -416,14 +429,17 @@ class Population(FusedTrainStep, keras.Model):
     def state_variables(self) -> list:
         """Every variable of the training state, in a fixed order: each member's variables
         (weights and non-trainable state such as dropout seeds) and its optimizer's (step
-        count, learning rate, slots), then the l2 variables and the step counter. Restoring
-        these, the strategies' generators, `fitness` and `lineage` restores the run."""
+        count, learning rate, slots), then the population's hyperparameter variables, the
+        callbacks' learning-rate scale and the step counter. Restoring these, the strategies'
+        generators, `fitness` and `lineage` restores the run."""
         variables = []
         for member in self.members:
             variables.extend(member.variables)
             variables.extend(member.optimizer.variables)
         variables.extend(self.live_hyperparameters.own_variables())
-        variables.append(self._member_steps)
+        if self.live_hyperparameters.learning_rate_scale is not None:
+            variables.append(self.live_hyperparameters.learning_rate_scale)
+        variables.append(self.optimizer.iterations)
         return variables
 
     def best_index(self) -> int:
@@ -438,14 +454,18 @@ class Population(FusedTrainStep, keras.Model):
 
     def best_model(self) -> keras.Model:
         """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
-        like it with an optimizer at its live learning rate (fresh optimizer state)."""
+        like it with an optimizer at its live learning rate (its base rate times the scale of
+        Keras' learning-rate callbacks; fresh optimizer state)."""
         index = self.best_index()
         member = self.members[index]
         copy = keras.models.clone_model(member)
         copy.set_weights(member.get_weights())
         copy.compile_from_config(member.get_compile_config())
-        if "learning_rate" in self.priors:  # the base rate, not the schedule's last value
-            copy.optimizer.learning_rate = self.hyperparameters_of(index)["learning_rate"]
+        if "learning_rate" in self.priors:
+            # The base rate times the scale Keras' learning-rate callbacks set (as a model's
+            # optimizer keeps what ReduceLROnPlateau set), not the budget schedule's last value.
+            copy.optimizer.learning_rate = (self.hyperparameters_of(index)["learning_rate"]
+                                            * (self.live_hyperparameters.scale_value() or 1.0))
         return copy
 
     def ensemble_model(self, k=None) -> keras.Model:
@@ -498,9 +518,10 @@ class Population(FusedTrainStep, keras.Model):
         array input cuts an epoch short when the data runs out). `steps_per_epoch` defaults
         to one pass over the data. `validation_steps` goes to `keras.Model.fit`.
 
-        A `popdescent.BackupAndRestore` callback always runs after the strategies (it is
-        moved to the end of `callbacks`); when it restores a backup, training resumes at
-        the next iteration and the batch stream at the step it had reached.
+        Strategy callbacks run first, so that the others (TensorBoard, EarlyStopping, ...)
+        see the fitness they log; a `popdescent.BackupAndRestore` callback runs last (each
+        is moved there in `callbacks`); when it restores a backup, training resumes at the
+        next iteration and the batch stream at the step it had reached.
         """
         unsupported = sorted(set(kwargs) - {"validation_steps"})
         if unsupported:
@@ -575,7 +596,8 @@ class Population(FusedTrainStep, keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         """Every member's loss and metrics on (x, y): `loss_i`, `accuracy_i`, ..., plus the
-        population's mean `loss` and `best_loss`."""
+        population's mean `loss` and `best_loss` over its finite members and the count of
+        `nonfinite_members`."""
         self._prepare_members(x, y)
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
@@ -588,11 +610,18 @@ class Population(FusedTrainStep, keras.Model):
             "seed": self.seed,
             "l2_layers": self.l2_layers,
             "origins": list(self.origins),
+            # Not weights (restoring weights must not rewind or rescale them): kept here.
+            "gradient_steps": self.gradient_steps,
+            "learning_rate_scale": self.live_hyperparameters.scale_value(),
         }
 
     @classmethod
     def from_config(cls, config):
-        members = [keras.saving.deserialize_keras_object(c) for c in config["members"]]
+        origins = config.get("origins", list(range(len(config["members"]))))
+        members = []
+        for origin, member_config in zip(origins, config["members"], strict=True):
+            with members_lib.member_scope(origin):
+                members.append(keras.saving.deserialize_keras_object(member_config))
         priors = {name: prior_from_config(c) for name, c in config["hyperparameters"].items()}
         population = cls(
             members,
@@ -602,7 +631,11 @@ class Population(FusedTrainStep, keras.Model):
             name=config["name"],
             _minimum_size=1,
         )
-        population.origins = list(config.get("origins", population.origins))
+        population.origins = list(origins)
+        population.optimizer.iterations.assign(config.get("gradient_steps", 0))
+        if config.get("learning_rate_scale") is not None:
+            population.live_hyperparameters.learning_rate_scale.assign(
+                config["learning_rate_scale"])
         return population
 
 

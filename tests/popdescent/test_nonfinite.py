@@ -122,3 +122,31 @@ def test_backup_alone_refuses_to_save_an_all_nonfinite_population(data, tmp_path
         fit(pop, data, epochs=3, callbacks=[pd.BackupAndRestore(tmp_path), everyone])
     _, meta = read_backup(tmp_path / BACKUP_FILE)
     assert meta["epoch"] == 1
+
+
+def test_one_diverged_member_leaves_the_logged_loss_finite_and_terminate_on_nan_idle(data):
+    """The logged `loss` is over the finite members, so TerminateOnNaN lets PopDescent heal
+    a diverged member instead of ending the run; the count of diverged members is logged."""
+    pop = population(size=3)
+    history = fit(pop, data, epochs=3, callbacks=[
+        SetLearningRates(0, {1: HUGE}), keras.callbacks.TerminateOnNaN(),
+        pd.PopDescent(elites=2, cv_batch_size=16)])
+    assert len(history.history["loss"]) == 3  # not stopped
+    first = {key: values[0] for key, values in history.history.items()}
+    assert first["nonfinite_members"] == 1
+    assert not np.isfinite(first["loss_1"])
+    assert first["loss"] == pytest.approx((first["loss_0"] + first["loss_2"]) / 2, rel=1e-5)
+    assert first["best_loss"] == pytest.approx(min(first["loss_0"], first["loss_2"]), rel=1e-5)
+    assert pop.lineage[0]["members"][1]["replaced"]
+    assert history.history["nonfinite_members"][-1] == 0  # healed by the replacement
+
+
+def test_every_member_diverged_makes_the_logged_loss_nonfinite_and_terminate_on_nan_stop(
+        data):
+    pop = population(size=3)
+    history = fit(pop, data, epochs=3, callbacks=[
+        SetLearningRates(0, {0: HUGE, 1: HUGE, 2: HUGE}), keras.callbacks.TerminateOnNaN()])
+    assert pop.stop_training
+    assert len(history.history["loss"]) == 1
+    assert not np.isfinite(history.history["loss"][0])
+    assert history.history["nonfinite_members"][0] == 3

@@ -236,3 +236,30 @@ def test_perturb_weights_adds_seeded_gaussian_noise_of_the_given_stddev():
     pop.set_member_weights(1, before)
     pop.perturb_weights(1, 0.5, seed=12)
     assert not np.array_equal(weights_of(pop.member(1))[0], first[0])
+
+
+class CountEagerCalls(keras.layers.Layer):
+    """An identity layer that counts its calls on concrete data outside any traced function."""
+
+    calls = 0
+
+    def call(self, inputs):
+        if tf.executing_eagerly():
+            CountEagerCalls.calls += 1
+        return inputs
+
+
+def test_fit_builds_member_metrics_without_running_members_on_data(data):
+    x, y, _, _ = data
+
+    def build(index):
+        model = keras.Sequential([keras.Input((4,)), CountEagerCalls(), keras.layers.Dense(3)])
+        model.compile(optimizer="adam", metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    pop = pd.Population(build, size=3, seed=0)
+    CountEagerCalls.calls = 0
+    history = pop.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=2, verbose=0)
+    assert CountEagerCalls.calls == 0
+    assert all(f"accuracy_{index}" in history.history for index in range(3))
