@@ -115,15 +115,19 @@ def test_plan_shrink_keeps_the_fittest_and_the_protected_member():
 
 
 class ValidationLosses(keras.callbacks.Callback):
-    """Each member's loss on the whole validation data at every iteration's end (placed
-    before the strategy, it sees the members the strategy's decision sees)."""
+    """Each member's loss on the whole validation data at every iteration's end, measured
+    after the iteration's last step (before any strategy acts: strategies run first at the
+    epoch's end, so by this callback's `on_epoch_end` a shrink has happened)."""
 
     def __init__(self, x_val, y_val):
         super().__init__()
-        self.x_val, self.y_val, self.losses = x_val, y_val, []
+        self.x_val, self.y_val, self.losses, self.latest = x_val, y_val, [], None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.latest = self.model.member_losses(self.x_val, self.y_val, 16)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.losses.append(self.model.member_losses(self.x_val, self.y_val, 16))
+        self.losses.append(self.latest)
 
 
 def test_a_shrink_keeps_the_members_fittest_on_all_validation_data_and_says_who_left(problem):
