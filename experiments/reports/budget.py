@@ -229,7 +229,8 @@ def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
             if np.isfinite(fitness).any() and len(fitness) > 1:
                 steps.append(entry["gradient_steps"])
                 rates.append(entry["learning_rate"][int(np.nanargmax(fitness))])
-        line, = left.plot(steps, rates, marker=".", label=f"seed {record['seed']}: fittest on the selection batch")
+        line, = left.plot(steps, rates, marker=".",
+                          label=f"seed {record['seed']}: fittest on the selection batch")
         left.plot([record["gradient_steps"]], [record["details"]["hyperparameters"]
                                                ["learning_rate"]],
                   marker="*", markersize=12, color=line.get_color())
@@ -247,7 +248,8 @@ def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
         right.legend(fontsize=8)
     left.set_yscale("log")
     left.set_xlabel("member-steps")
-    left.set_ylabel("learning rate (star: returned member,\nlast rung ranked on the validation half)")
+    left.set_ylabel("learning rate (star: returned member,\n"
+                    "last rung ranked on the validation half)")
     left.set_title("budget-aware PopDescent: whom selection keeps")
     left.legend(fontsize=7)
     figure.tight_layout()
