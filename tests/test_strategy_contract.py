@@ -8,12 +8,12 @@ through JSON bit for bit, and `from_config(get_config())` rebuilds the same stra
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
 import popdescent as pd
 from baselines.esgd import ESGD
+from tests.helpers.models import fast_model
 
 STRATEGIES = {
     "popdescent": lambda: pd.PopDescent(elites=2, cv_batch_size=32),
@@ -30,14 +30,6 @@ SIZE = 4
 MEMBER_STEPS = 96  # 8 iterations of 3 steps at full size
 
 
-def tiny():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
 @pytest.fixture(scope="module")
 def problem():
     rng = np.random.default_rng(0)
@@ -51,7 +43,7 @@ def train(name, problem, poison=None, seed=0):
     hyperparameters = {"learning_rate": pd.LogUniform(1e-3, 1e-1, bounds=(5e-4, 2e-1))}
     if name == "popdescent-reference":
         hyperparameters = pd.PopDescent.reference_hyperparameters(regularization=False)
-    population = pd.Population(tiny(), size=SIZE, seed=seed, hyperparameters=hyperparameters)
+    population = pd.Population(fast_model(), size=SIZE, seed=seed, hyperparameters=hyperparameters)
     if poison is not None:  # a diverged member: NaN weights, fitness 0
         weights = population.member(poison).trainable_variables[0]
         weights.assign(np.full(weights.shape, np.nan, dtype="float32"))

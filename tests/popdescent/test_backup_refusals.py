@@ -1,19 +1,11 @@
 """A backup belongs to one run: resuming with another population size, priors, batch size,
 iteration length or fitness function is refused before any step, naming what differs."""
 
-import keras
 import numpy as np
 import pytest
 
 import popdescent as pd
-
-
-def tiny():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+from tests.helpers.models import fast_model
 
 
 def squared_fitness(losses):
@@ -34,7 +26,7 @@ def run(directory, size, low, batch_size, steps_per_epoch, fitness):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(96, 4)).astype("float32")
     y = np.argmax(x[:, :3], axis=1).astype("int32")
-    pop = pd.Population(tiny(), size=size, seed=0,
+    pop = pd.Population(fast_model(), size=size, seed=0,
                         hyperparameters={"learning_rate": pd.LogUniform(low, 1e-1)})
     strategy = pd.PopDescent(elites=1, cv_batch_size=16,
                              **({} if fitness is None else {"fitness": fitness}))

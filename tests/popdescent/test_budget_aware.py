@@ -11,17 +11,7 @@ from popdescent.strategies.budget_aware import (
     plan_shrink,
     planned_sizes,
 )
-
-
-def tiny(optimizer=None):
-    model = keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(8, activation="relu", name="hidden"),
-        keras.layers.Dense(3, name="logits"),
-    ])
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+from tests.helpers.models import fast_model
 
 
 @pytest.fixture
@@ -33,7 +23,7 @@ def problem():
 
 
 def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None):
-    return pd.Population(tiny(optimizer), size=size, seed=seed,
+    return pd.Population(fast_model(optimizer), size=size, seed=seed,
                          hyperparameters={"learning_rate": pd.LogUniform(low, high, bounds)})
 
 

@@ -8,17 +8,7 @@ import pytest
 
 import popdescent as pd
 from popdescent.training_data import batch_indices
-
-
-def tiny(optimizer=None):
-    model = keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(8, activation="relu", name="hidden"),
-        keras.layers.Dense(3, name="logits"),
-    ])
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-2),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+from tests.helpers.models import fast_model
 
 
 @pytest.fixture
@@ -31,7 +21,8 @@ def problem():
 
 def test_l2_penalises_exactly_the_named_layers_kernels(problem):
     x, y, _, _ = problem
-    pop = pd.Population(tiny(keras.optimizers.SGD(1e-3)), size=2, seed=0, l2_layers=["hidden"],
+    pop = pd.Population(fast_model(keras.optimizers.SGD(1e-3)), size=2, seed=0,
+                        l2_layers=["hidden"],
                         hyperparameters={"learning_rate": pd.Fixed(1e-3), "l2": pd.Fixed(0.5)})
     member = pop.member(0)
     hidden = member.get_layer("hidden").kernel.numpy()
@@ -47,7 +38,7 @@ def test_l2_penalises_exactly_the_named_layers_kernels(problem):
 
 def test_a_loaded_population_trains_on_exactly_like_the_original(problem, tmp_path):
     x, y, x_val, y_val = problem
-    pop = pd.Population(tiny(), size=3, seed=4)
+    pop = pd.Population(fast_model(), size=3, seed=4)
     pop.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=3, verbose=0,
             validation_data=(x_val, y_val), callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
     pop.save(tmp_path / "population.keras")
@@ -60,7 +51,7 @@ def test_a_loaded_population_trains_on_exactly_like_the_original(problem, tmp_pa
 
 def test_history_holds_the_lineage_values(problem):
     x, y, x_val, y_val = problem
-    pop = pd.Population(tiny(), size=4, seed=0)
+    pop = pd.Population(fast_model(), size=4, seed=0)
     history = pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=2, verbose=0,
                       validation_data=(x_val, y_val),
                       callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
@@ -76,7 +67,7 @@ def test_history_holds_the_lineage_values(problem):
 def test_cross_validation_false_measures_fitness_on_training_data(problem):
     x, y, x_val, _ = problem
     garbage = (np.argmax(x_val[:, :3], axis=1) + 1).astype("int32") % 3  # every label wrong
-    pop = pd.Population(tiny(), size=3, seed=0)
+    pop = pd.Population(fast_model(), size=3, seed=0)
     pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=4, verbose=0,
             validation_data=(x_val, garbage),
             callbacks=[pd.PopDescent(elites=2, cross_validation=False, cv_batch_size=96)])
