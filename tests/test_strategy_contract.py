@@ -13,7 +13,7 @@ import pytest
 
 import popdescent as pd
 from baselines.esgd import ESGD
-from tests.helpers.models import fast_model
+from tests.helpers.models import fast_model, toy_problem
 
 STRATEGIES = {
     "popdescent": lambda: pd.PopDescent(elites=2, cv_batch_size=32),
@@ -32,10 +32,7 @@ MEMBER_STEPS = 96  # 8 iterations of 3 steps at full size
 
 @pytest.fixture(scope="module")
 def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = np.argmax(x[:, :3], axis=1).astype("int32")
-    return x[:96], y[:96], x[96:], y[96:]
+    return toy_problem()
 
 
 def train(name, problem, poison=None, seed=0):

@@ -1,6 +1,7 @@
 """The tiny compiled model the library's tests train: a Dense(8) classifier in seconds."""
 
 import keras
+import numpy as np
 
 
 def make_model(optimizer=None, units=8, features=4, classes=3, metrics=("accuracy",)):
@@ -23,3 +24,11 @@ def fast_model(optimizer=None):
     few steps, for tests of the population's machinery rather than of training."""
     return make_model(optimizer if optimizer is not None else keras.optimizers.Adam(1e-2),
                       metrics=())
+
+
+def toy_problem():
+    """A 3-class problem `fast_model` learns in a few steps: (x, y, x_val, y_val), 96 + 64."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype("float32")
+    y = np.argmax(x[:, :3], axis=1).astype("int32")
+    return x[:96], y[:96], x[96:], y[96:]

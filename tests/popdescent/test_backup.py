@@ -13,6 +13,7 @@ from tests.helpers.models import make_model
 
 import popdescent as pd
 from popdescent.backup import BACKUP_FILE, arrange_callbacks, read_backup
+from tests.helpers.callbacks import Interrupt
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO_ROOT, "tests", "helpers", "backup_run.py")
@@ -84,16 +85,6 @@ def test_run_killed_twice_resumes_bit_identical(tmp_path):
 
 
 # ------------------------------------------------------------------ in-process checks
-class Interrupt(keras.callbacks.Callback):
-    """Stops a fit by an exception at the start of iteration `epoch`, like a crash."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def fit(pop, data, directory, epochs=4, extra=(), **kwargs):

@@ -11,15 +11,12 @@ from popdescent.strategies.budget_aware import (
     plan_shrink,
     planned_sizes,
 )
-from tests.helpers.models import fast_model
+from tests.helpers.models import fast_model, toy_problem
 
 
 @pytest.fixture
 def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = np.argmax(x[:, :3], axis=1).astype("int32")
-    return x[:96], y[:96], x[96:], y[96:]
+    return toy_problem()
 
 
 def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None):

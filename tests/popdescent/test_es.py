@@ -11,17 +11,15 @@ import pytest
 
 import popdescent as pd
 from popdescent.strategies.es import continuous_hyperparameters
-from tests.helpers.models import make_model
+from tests.helpers.callbacks import Interrupt
+from tests.helpers.models import make_model, toy_problem
 
 SIZE = 4
 
 
 @pytest.fixture(scope="module")
 def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = np.argmax(x[:, :3], axis=1).astype("int32")
-    return x[:96], y[:96], x[96:], y[96:]
+    return toy_problem()
 
 
 def population(size=SIZE, seed=0, hyperparameters=None):
@@ -150,18 +148,6 @@ def test_a_learning_rate_far_too_small_climbs(estimator, problem):
     history = fit(pop, strategy, problem, epochs=8)
     thetas = history.history["theta_learning_rate"]
     assert thetas[-1] - np.log10(1e-5) > 0.5
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Stops a fit by an exception at the start of iteration `epoch`, like a crash."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_path):

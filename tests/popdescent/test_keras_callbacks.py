@@ -1,29 +1,17 @@
 """Keras' own callbacks beside the strategies: they run after the strategies and see what
 those log, and TensorBoard's weight histograms of different members do not collide."""
 
-import glob
-
 import keras
-import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
+from tests.helpers.callbacks import summary_tags
 
 
 def fit(pop, data, callbacks, epochs=2):
     x, y, x_val, y_val = data
     return pop.fit(x, y, batch_size=16, epochs=epochs, steps_per_epoch=2, verbose=0,
                    validation_data=(x_val, y_val), callbacks=list(callbacks))
-
-
-def summary_tags(directory):
-    """Every summary tag written under `directory`, once per write."""
-    tags = []
-    for path in glob.glob(str(directory / "**" / "events.out.tfevents.*"), recursive=True):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            tags.extend(value.tag for value in event.summary.value)
-    return tags
 
 
 def test_tensorboard_listed_before_the_strategy_logs_the_strategys_fitness(data, tmp_path):

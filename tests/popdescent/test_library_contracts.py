@@ -8,15 +8,12 @@ import pytest
 
 import popdescent as pd
 from popdescent.training_data import batch_indices
-from tests.helpers.models import fast_model
+from tests.helpers.models import fast_model, toy_problem
 
 
 @pytest.fixture
 def problem():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 4)).astype("float32")
-    y = np.argmax(x[:, :3], axis=1).astype("int32")
-    return x[:96], y[:96], x[96:], y[96:]
+    return toy_problem()
 
 
 def test_l2_penalises_exactly_the_named_layers_kernels(problem):
