@@ -1,7 +1,9 @@
 """`GeneticSearch`: KerasTuner tuner driven by `GeneticOracle`."""
 
 import time
+import zlib
 
+import keras
 import keras_tuner
 
 from popdescent.tuners.genetic_oracle import GeneticOracle
@@ -29,6 +31,11 @@ class GeneticSearch(keras_tuner.Tuner):
         hyperparameters, tune_new_entries, allow_new_entries, max_retries_per_trial,
             max_consecutive_failed_trials: as in `keras_tuner.RandomSearch`.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`...).
+
+    With an integer `seed`, each trial seeds Python, NumPy and TensorFlow from (seed, trial id)
+    before its model is built, so two searches with the same seed on one machine build and
+    train the same models, reach the same scores and therefore propose the same later
+    generations. Without a seed trials are unseeded, as in KerasTuner.
 
     Example:
 
@@ -80,6 +87,7 @@ class GeneticSearch(keras_tuner.Tuner):
         if not idle_wait >= 0:
             raise ValueError(f"idle_wait must be >= 0 seconds, got {idle_wait!r}")
         self.idle_wait = idle_wait
+        self.seed = None if seed is None else int(seed)
         self._requests_without_trial = 0
         oracle = GeneticOracle(
             objective=objective,
@@ -120,6 +128,8 @@ class GeneticSearch(keras_tuner.Tuner):
 
     def on_trial_begin(self, trial):
         self._requests_without_trial = 0
+        if self.seed is not None:
+            keras.utils.set_random_seed(trial_seed(self.seed, trial.trial_id))
         super().on_trial_begin(trial)
 
     def results_summary(self, num_trials=10):
@@ -147,3 +157,12 @@ class GeneticSearch(keras_tuner.Tuner):
             )
         else:
             print("Invasive species (proposed by the surrogate): none")
+
+
+def trial_seed(seed, trial_id) -> int:
+    """The seed of one trial: a pure function of (search seed, trial id), below 2**31.
+
+    Trial ids are strings ("00", "01", ...); CRC32 maps them to integers the same way in
+    every process, unlike Python's salted `hash`.
+    """
+    return (int(seed) * 1_000_003 + zlib.crc32(str(trial_id).encode())) % (2**31)
