@@ -78,24 +78,31 @@ def write_record(path, record: dict) -> None:
                     if record_key(json.loads(old_line)) == record_key(record):
                         continue
                 kept.append(old_line if old_line.endswith("\n") else old_line + "\n")
-        descriptor, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                stream.write("".join(kept) + line)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        atomic_write_text(path, "".join(kept) + line)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Writes `text` to `path` so that a crash leaves the old file or the new one, whole: a
+    temporary file in the same directory, fsynced, renamed over `path`, directory fsynced."""
+    path = pathlib.Path(path)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def machine() -> dict:
