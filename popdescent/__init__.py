@@ -9,7 +9,16 @@
 """
 
 from popdescent.backup import BackupAndRestore
-from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
+from popdescent.hyperparameters import (
+    Bernoulli,
+    Choice,
+    Fixed,
+    Inert,
+    LogNormal,
+    LogUniform,
+    Prior,
+    Uniform,
+)
 from popdescent.population import Population, load_population
 from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import PBT, EvolutionStrategies, PopDescent, PopulationStrategy
@@ -43,6 +52,7 @@ __all__ = [
     "Inert",
     "Uniform",
     "Choice",
+    "Bernoulli",
     "Fixed",
     "tuners",
 ]
