@@ -21,7 +21,13 @@ from popdescent.hyperparameters import (
 )
 from popdescent.population import Population, load_population
 from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
-from popdescent.strategies import PBT, EvolutionStrategies, PopDescent, PopulationStrategy
+from popdescent.strategies import (
+    PBT,
+    BernoulliPolicy,
+    EvolutionStrategies,
+    PopDescent,
+    PopulationStrategy,
+)
 
 __version__ = "0.1.0"
 
@@ -42,6 +48,7 @@ __all__ = [
     "PopDescent",
     "PBT",
     "EvolutionStrategies",
+    "BernoulliPolicy",
     "PopulationStrategy",
     "BudgetSchedule",
     "ScheduledLearningRate",
