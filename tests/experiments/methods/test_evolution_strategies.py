@@ -52,15 +52,13 @@ def test_the_robustness_study_runs_them_with_the_wide_bounds(study):
         assert record["details"]["population_size"] == 2  # smoke's 3, made even
 
 
-def test_theta_is_recorded_and_stays_within_the_wide_bounds(study):
-    """Where θ went is in the record. Two iterations of two steps are too few to say which
-    way: with two members whose initial weights differ, their loss difference after four
-    steps at ~1e-5 is mostly the initialisation's; that θ climbs out of a range 100x too small
-    over 8 iterations is tested on the library's callback (tests/popdescent/test_es.py)."""
+def test_from_a_range_far_too_small_theta_moves_up(study):
+    """Two iterations from learning rates in [1e-6, 1e-5]: the members share their initial
+    weights (`shared_start`), so a pair's loss difference is its learning rates', and a larger
+    rate lowers the loss: θ = log10(rate) ends above where the members started (Adam's first
+    step is ~0.2, the second ~0.2 more)."""
     for method, record in study.items():
         details = record["details"]
         start = np.mean(np.log10([h["learning_rate"]
                                   for h in details["initial_hyperparameters"]]))
-        theta = math.log10(details["theta"]["learning_rate"])
-        assert theta != pytest.approx(start, abs=1e-6), method
-        assert math.log10(robustness.BOUNDS[0]) <= theta <= math.log10(robustness.BOUNDS[1])
+        assert math.log10(details["theta"]["learning_rate"]) > start + 0.3, method
