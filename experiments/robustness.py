@@ -9,9 +9,11 @@ Ranges (`RANGES`): too small [1e-6, 1e-5], too large [0.05, 0.5] and the paper's
 Each method gets the range through `MethodContext.options["lr_range"]` and honours it: `adam`
 trains at its geometric middle, grid search spreads its five rates log-uniformly across it,
 random search samples it, and the population methods draw their members' initial rates from
-it. The online methods (ESGD, PBT, PopDescent) also get `options["lr_bounds"]` = [1e-7, 1],
-the same wide bounds for all three ranges, so they may walk out of a bad range; PBT and
-PopDescent mutate rates, ESGD only selects among its members' initial draws.
+it. The online methods (ESGD, PBT, PopDescent, ES-Single, PES, truncated ES) also get
+`options["lr_bounds"]` = [1e-7, 1], the same wide bounds for all three ranges, so they may walk
+out of a bad range; PBT and PopDescent mutate rates, the three ES methods follow an estimated
+gradient of the validation loss in log10 of the rate, ESGD only selects among its members'
+initial draws.
 
 Records: one JSON line per (method, dataset, seed, scale) in `OUT/<range>/records.jsonl`,
 written atomically by the harness's runner (`experiments.core.runner`: the same evaluation:
@@ -46,8 +48,9 @@ RANGES = {  # name -> the learning-rate range every method starts from
 }
 BOUNDS = (1e-7, 1.0)  # how far the online methods may move a learning rate, for every range
 STUDY_METHODS = ("adam", "adam-decay", "grid", "random", "esgd", "pbt", "popdescent",
-                 "popdescent-budget", "popdescent-budget-rt")
-ONLINE_METHODS = ("esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt")
+                 "popdescent-budget", "popdescent-budget-rt", "es-single", "pes", "truncated-es")
+ONLINE_METHODS = ("esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt",
+                  "es-single", "pes", "truncated-es")
 RESULTS = pathlib.Path("results/robustness")
 
 

@@ -9,10 +9,25 @@
 """
 
 from popdescent.backup import BackupAndRestore
-from popdescent.hyperparameters import Choice, Fixed, Inert, LogNormal, LogUniform, Prior, Uniform
+from popdescent.hyperparameters import (
+    Bernoulli,
+    Choice,
+    Fixed,
+    Inert,
+    LogNormal,
+    LogUniform,
+    Prior,
+    Uniform,
+)
 from popdescent.population import Population, load_population
 from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
-from popdescent.strategies import PBT, EvolutionStrategies, PopDescent, PopulationStrategy
+from popdescent.strategies import (
+    PBT,
+    BernoulliPolicy,
+    EvolutionStrategies,
+    PopDescent,
+    PopulationStrategy,
+)
 
 __version__ = "0.1.0"
 
@@ -33,6 +48,7 @@ __all__ = [
     "PopDescent",
     "PBT",
     "EvolutionStrategies",
+    "BernoulliPolicy",
     "PopulationStrategy",
     "BudgetSchedule",
     "ScheduledLearningRate",
@@ -43,6 +59,7 @@ __all__ = [
     "Inert",
     "Uniform",
     "Choice",
+    "Bernoulli",
     "Fixed",
     "tuners",
 ]

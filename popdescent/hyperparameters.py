@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Prior", "LogUniform", "LogNormal", "Uniform", "Choice", "Fixed", "Inert"]
+__all__ = ["Prior", "LogUniform", "LogNormal", "Uniform", "Choice", "Bernoulli", "Fixed", "Inert"]
 
 
 def _check_number(name, value):
@@ -156,6 +156,68 @@ class Choice(Prior):
 
     def get_config(self):
         return {"class_name": "Choice", "values": list(self.values)}
+
+
+@dataclass(frozen=True, init=False)
+class Bernoulli(Choice):
+    """An on/off switch: the value `off` or the value `on`, nothing in between.
+
+    What a binary-choice policy (`popdescent.BernoulliPolicy`) turns on and off for each member:
+    the L2 penalty (`"l2": Bernoulli(0.0, 1e-3)`), a high learning rate
+    (`"learning_rate": Bernoulli(1e-3, 1e-2)`), any hyperparameter training reads. Initial
+    values are `on` with probability `probability` (the policy's starting probability too);
+    mutation, for PopDescent or PBT, flips the switch with probability `magnitude * scale`.
+
+    Args:
+        off: the value when the switch is off.
+        on: the value when it is on; must differ from `off`.
+        probability: the chance in [0, 1] that an initial draw is `on` (default 0.5).
+
+    Example:
+        >>> Bernoulli(0.0, 1e-3)          # L2 off or on
+    """
+
+    off: float
+    on: float
+    probability: float
+
+    def __init__(self, off, on, probability=0.5):
+        off = _check_number("Bernoulli off", off)
+        on = _check_number("Bernoulli on", on)
+        if off == on:
+            raise ValueError(f"Bernoulli needs off != on, got off={off!r}, on={on!r}")
+        probability = _check_number("Bernoulli probability", probability)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"Bernoulli probability must be in [0, 1], got {probability!r}")
+        super().__init__([off, on])
+        object.__setattr__(self, "off", off)
+        object.__setattr__(self, "on", on)
+        object.__setattr__(self, "probability", probability)
+
+    @property
+    def bounds(self):
+        return (min(self.off, self.on), max(self.off, self.on))
+
+    def value(self, switched_on) -> float:
+        """`on` for a true `switched_on`, else `off`."""
+        return self.on if switched_on else self.off
+
+    def is_on(self, value) -> bool:
+        """Whether `value` is (nearer to) `on` than `off`."""
+        return self.clip(value) == self.on
+
+    def sample(self, rng):
+        return self.value(rng.uniform() < self.probability)
+
+    def mutate(self, value, magnitude, scale, rng):
+        switched_on = self.is_on(value)
+        if rng.uniform() < min(1.0, magnitude * scale):
+            switched_on = not switched_on
+        return self.value(switched_on)
+
+    def get_config(self):
+        return {"class_name": "Bernoulli", "off": self.off, "on": self.on,
+                "probability": self.probability}
 
 
 @dataclass(frozen=True, init=False)
@@ -308,7 +370,7 @@ class Inert(Prior):
 
 
 _PRIOR_CLASSES = {
-    cls.__name__: cls for cls in (LogUniform, LogNormal, Uniform, Choice, Fixed)
+    cls.__name__: cls for cls in (LogUniform, LogNormal, Uniform, Choice, Bernoulli, Fixed)
 }
 
 
@@ -329,6 +391,6 @@ def as_prior(name: str, value) -> Prior:
         return Fixed(value)
     raise TypeError(
         f"hyperparameters[{name!r}] must be a prior (LogUniform, LogNormal, Uniform, Choice, "
-        "Fixed, Inert) or a "
+        "Bernoulli, Fixed, Inert) or a "
         f"number, got {value!r}"
     )

@@ -31,6 +31,9 @@ METHODS = {
     "random": "experiments.methods.random:run",
     "esgd": "experiments.methods.esgd:run",
     "pbt": "experiments.methods.pbt:run",
+    "es-single": "experiments.methods.evolution_strategies:run_es_single",
+    "pes": "experiments.methods.evolution_strategies:run_pes",
+    "truncated-es": "experiments.methods.evolution_strategies:run_truncated_es",
 }
 
 

@@ -26,6 +26,9 @@ ALGORITHMS = {  # method -> the name in the paper's Table 1, in its row order
     "pbt": "PBT",
     "popdescent": "PopDescent",
     "popdescent-budget": "PopDescent, budget-aware",
+    "es-single": "ES-Single",
+    "pes": "PES",
+    "truncated-es": "Truncated ES",
 }
 DATASET_NAMES = {"fmnist": "FMNIST", "cifar10": "CIFAR-10"}
 # The paper's Table 1: (test mean, test std, train mean, train std, gradient steps).

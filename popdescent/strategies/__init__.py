@@ -1,6 +1,7 @@
 """Strategies: tuning algorithms that run as Keras callbacks over a Population."""
 
 from popdescent.strategies.base import PopulationStrategy
+from popdescent.strategies.bernoulli_policy import BernoulliPolicy
 from popdescent.strategies.es import EvolutionStrategies
 from popdescent.strategies.pbt import PBT, ExploitPlan, explore, plan_exploit
 from popdescent.strategies.popdescent import PopDescent, ReplacementPlan, plan_replacement
@@ -15,4 +16,5 @@ __all__ = [
     "plan_exploit",
     "explore",
     "EvolutionStrategies",
+    "BernoulliPolicy",
 ]

@@ -58,6 +58,13 @@ class EvolutionStrategies(PopulationStrategy):
         outer_optimizer: "sgd" or "adam".
         antithetic: pair members (ε, -ε); needs an even population size.
         horizon: epochs per inner problem (>= 1), or None for one online run.
+        shared_start: every member starts (and restarts) from member 0's weights (the first
+            member's with finite weights), the seed's
+            one initial state s₀ for all particles, so that the members' losses differ by
+            their perturbations only. With independently initialised members, a pair's loss
+            difference also carries their initialisations; ES-Single, which keeps each εᵢ
+            for the whole inner problem, then follows that difference every unroll. False
+            keeps each member's own initialisation.
         cross_validation: losses on validation data; False uses training data.
         cv_batch_size: size of the sampled batch the losses are measured on.
         seed: seed of the perturbations; default derived from the population's seed.
@@ -72,7 +79,7 @@ class EvolutionStrategies(PopulationStrategy):
 
     def __init__(self, estimator="es_single", sigma=0.1, learning_rate=0.05,
                  outer_optimizer="adam", antithetic=True, horizon=None, cross_validation=True,
-                 cv_batch_size=640, seed=None):
+                 cv_batch_size=640, seed=None, shared_start=True):
         super().__init__(every=1, cross_validation=cross_validation,
                          fitness=inverse_loss_fitness, cv_batch_size=cv_batch_size, seed=seed)
         # Validated now (with a stand-in particle count) so that bad arguments fail at once.
@@ -84,6 +91,7 @@ class EvolutionStrategies(PopulationStrategy):
         self.outer_optimizer = outer_optimizer
         self.antithetic = bool(antithetic)
         self.horizon = None if horizon is None else check_integer("horizon", horizon, minimum=1)
+        self.shared_start = bool(shared_start)
         self.estimator = None
         self.names = None
         self.state = None
@@ -117,7 +125,18 @@ class EvolutionStrategies(PopulationStrategy):
             self.state = ge.next_unroll(self.estimator, ge.start(self.estimator, theta),
                                         self.rng)
             self.optimizer_state = self.optimizer.init(self.state.theta)
+            self._share_start(population)
         self._assign_particles(population)
+
+    def _share_start(self, population):
+        """Copies the first member with finite weights (member 0 unless it diverged) over
+        the others: weights, optimizer state and the layers' seed states (common random
+        numbers for dropout too)."""
+        finite = np.flatnonzero(~population.nonfinite_members())
+        if not self.shared_start or not finite.size:
+            return
+        for index in range(population.size):
+            population.copy_member(int(finite[0]), index)
 
     def _assign_particles(self, population):
         priors = population.priors
@@ -151,6 +170,7 @@ class EvolutionStrategies(PopulationStrategy):
             state = ge.restart_inner_problem(state)
             for index in range(population.size):
                 population.reinitialize_member(index)
+            self._share_start(population)
         self.state = ge.next_unroll(self.estimator, state, rng)
         self.last_gradient = gradient
         self._assign_particles(population)
@@ -208,4 +228,5 @@ class EvolutionStrategies(PopulationStrategy):
             "cross_validation": self.cross_validation,
             "cv_batch_size": self.cv_batch_size,
             "seed": self.seed,
+            "shared_start": self.shared_start,
         }

@@ -209,7 +209,7 @@ def test_records_are_strict_json_with_non_finite_losses_as_null(tmp_path):
     assert json.loads(line, parse_constant=lambda name: pytest.fail(name))["test_loss"] is None
 
 
-@pytest.mark.parametrize("method", ["popdescent", "esgd"])
+@pytest.mark.parametrize("method", ["popdescent", "esgd", "pes"])
 def test_run_killed_mid_training_resumes_from_its_backup_to_the_same_record(
         method, tmp_path, monkeypatch):
     # Smoke scale has 2 iterations and backs up after each: killed after the first backup,

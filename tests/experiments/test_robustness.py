@@ -97,7 +97,8 @@ def test_cli_defaults_to_every_method_and_range():
     assert args.dataset == ["fmnist", "cifar10"] and args.seeds == [5]
     assert set(robustness.STUDY_METHODS) == {"adam", "adam-decay", "grid", "random", "esgd",
                                              "pbt", "popdescent", "popdescent-budget",
-                                             "popdescent-budget-rt"}
+                                             "popdescent-budget-rt", "es-single", "pes",
+                                             "truncated-es"}
 
 
 def test_cli_rejects_an_unknown_range_naming_the_argument(capsys):

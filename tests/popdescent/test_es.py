@@ -169,3 +169,33 @@ def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_pat
         [keras.ops.convert_to_numpy(v).tobytes() for v in reference.state_variables()]
     assert json.dumps(strategy.get_state()) == json.dumps(reference_strategy.get_state())
     assert resumed.lineage == reference.lineage
+
+
+def _member_weights(pop):
+    return [np.concatenate([np.ravel(w) for w in member.get_weights()]) for member in pop.members]
+
+
+@pytest.mark.parametrize("shared_start", [True, False])
+def test_members_start_and_restart_from_member_zeros_weights_unless_told_not_to(
+        shared_start, problem):
+    """The seed's particles share one initial state s₀: the members' losses then differ by
+    their perturbations only, not by their initialisations."""
+    pop = population()
+    initial = _member_weights(pop)
+    assert not np.array_equal(initial[0], initial[1])  # the population draws its own
+    strategy = pd.EvolutionStrategies("es_single", sigma=0.2, horizon=2, cv_batch_size=32,
+                                      shared_start=shared_start)
+    starts = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            starts.append(_member_weights(pop))
+
+    x, y, x_val, y_val = problem
+    pop.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=3, validation_data=(x_val, y_val),
+            verbose=0, callbacks=[strategy, Watch()])
+    restarted = _member_weights(pop)  # the horizon ended with the last epoch
+    for index in range(1, SIZE):
+        assert np.array_equal(starts[0][index], starts[0][0]) == shared_start
+        assert np.array_equal(restarted[index], restarted[0]) == shared_start
+    np.testing.assert_array_equal(restarted[0], initial[0])

@@ -38,6 +38,7 @@ def test_magnitude_zero_changes_nothing():
     pd.LogUniform(1e-6, 1e-5, bounds=(1e-7, 1.0)),
     pd.Uniform(-1.0, 1.0),
     pd.Choice([0.1, 0.2]),
+    pd.Bernoulli(0.0, 1e-3),
     pd.Fixed(0.5),
 ])
 def test_mutation_at_maximal_magnitude_never_leaves_the_bounds(prior):
@@ -59,7 +60,7 @@ def test_initial_range_is_separate_from_mutation_bounds():
 
 def test_priors_round_trip_through_their_config():
     for prior in (pd.LogUniform(1e-4, 1e-2, bounds=(1e-7, 1.0)), pd.Uniform(0, 1),
-                  pd.Choice([1, 2]), pd.Fixed(3)):
+                  pd.Choice([1, 2]), pd.Bernoulli(1e-3, 1e-2, probability=0.2), pd.Fixed(3)):
         assert prior_from_config(prior.get_config()) == prior
 
 
@@ -70,7 +71,27 @@ def test_priors_round_trip_through_their_config():
     (lambda: pd.Uniform("a", 1), TypeError, "real number"),
     (lambda: pd.Choice([]), ValueError, "non-empty"),
     (lambda: pd.LogUniform(1e-3, 1e-2, bounds=(1e-4,)), ValueError, "pair"),
+    (lambda: pd.Bernoulli(1e-3, 1e-3), ValueError, "off != on, got off=0.001, on=0.001"),
+    (lambda: pd.Bernoulli(0.0, 1.0, probability=1.5), ValueError,
+     r"probability must be in \[0, 1\], got 1.5"),
 ])
 def test_bad_priors_are_rejected_with_the_argument_named(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_bernoulli_draws_on_with_its_probability_and_only_its_two_values():
+    prior = pd.Bernoulli(0.0, 1e-3, probability=0.3)
+    rng = np.random.default_rng(5)
+    draws = np.array([prior.sample(rng) for _ in range(4000)])
+    assert set(draws) == {0.0, 1e-3}
+    assert np.mean(draws == 1e-3) == pytest.approx(0.3, abs=0.025)  # 3.4 standard errors
+
+
+def test_bernoulli_mutation_flips_with_probability_magnitude_times_scale():
+    prior = pd.Bernoulli(1e-3, 1e-2)
+    rng = np.random.default_rng(6)
+    flipped = np.mean([prior.mutate(1e-3, 0.2, 1.0, rng) == 1e-2 for _ in range(4000)])
+    assert flipped == pytest.approx(0.2, abs=0.022)  # 3.5 standard errors
+    assert prior.mutate(1e-2, 0.0, 1.0, rng) == 1e-2
+    assert prior.is_on(1e-2) and not prior.is_on(1e-3) and prior.bounds == (1e-3, 1e-2)
