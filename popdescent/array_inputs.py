@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = [
     "as_structure", "check_same_length", "class_weight_to_sample_weight", "count_examples",
-    "check_model_structure", "lists_to_tuples", "split_tail", "take",
+    "check_model_structure", "lists_to_tuples", "map_leaves", "split_tail", "take",
 ]
 
 
@@ -108,9 +108,21 @@ def lists_to_tuples(structure):
     return structure
 
 
+def map_leaves(function, structure):
+    """`structure` with `function` applied to every leaf, rebuilt from plain dicts, lists and
+    tuples: Keras wraps the ones a model holds as attributes (`pop.validation_data`) in
+    tracking types that a functional model's input check does not take for a dict."""
+    if isinstance(structure, dict):
+        return {key: map_leaves(function, value) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return (tuple if isinstance(structure, tuple) else list)(
+            map_leaves(function, value) for value in structure)
+    return function(structure)
+
+
 def take(structure, indices):
     """The examples `indices` (an index array or a slice) of every leaf."""
-    return keras.tree.map_structure(lambda leaf: leaf[indices], structure)
+    return map_leaves(lambda leaf: leaf[indices], structure)
 
 
 def split_tail(structures, fraction):

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from popdescent.array_inputs import lists_to_tuples
+from popdescent.array_inputs import lists_to_tuples, map_leaves
 
 __all__ = ["FITNESS_POOL_LIMIT", "StreamSource", "is_stream", "stream_source", "fitness_pool"]
 
@@ -44,14 +44,6 @@ def is_stream(value) -> bool:
     return isinstance(value, (tf.data.Dataset, keras.utils.PyDataset, types.GeneratorType)) or (
         hasattr(value, "__next__") and hasattr(value, "__iter__")
         and not isinstance(value, (np.ndarray, list, tuple, dict)))
-
-
-def _map(function, structure):
-    if isinstance(structure, dict):
-        return {key: _map(function, value) for key, value in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(_map(function, value) for value in structure)
-    return function(structure)
 
 
 def _check_element(name, element, spec_text):
@@ -118,7 +110,7 @@ def _tf_dataset_source(name, dataset):
 
 
 def _spec_of(batch):
-    return _map(lambda leaf: tf.TensorSpec((None, *np.shape(leaf)[1:]),
+    return map_leaves(lambda leaf: tf.TensorSpec((None, *np.shape(leaf)[1:]),
                                            tf.as_dtype(np.asarray(leaf).dtype)), batch)
 
 

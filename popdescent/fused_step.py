@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from popdescent.dataset_inputs import is_stream
 from popdescent.validation import check_integer
 
 __all__ = ["FusedTrainStep"]
@@ -223,7 +224,9 @@ class FusedTrainStep:
         from the shapes and dtypes of x and y alone (structures of arrays or `tf.TensorSpec`s):
         each member is called on symbolic `keras.KerasTensor`s, as Keras' own fit builds a
         model, so no member runs on data."""
-        if x is None or y is None:
+        if isinstance(x, tf.data.Dataset):  # evaluate(dataset), Keras' validation on one
+            x, y = x.element_spec[:2]
+        if x is None or y is None or is_stream(x):
             return
         x_spec, y_spec = (keras.tree.map_structure(_symbolic, s) for s in (x, y))
         for member in self.members:

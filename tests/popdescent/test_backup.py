@@ -9,6 +9,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
@@ -116,6 +117,30 @@ def test_interrupted_fit_resumes_in_process_and_ignores_a_stray_partial_file(dat
     np.testing.assert_array_equal(fresh.fitness, reference.fitness)
     assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
     assert not (tmp_path / "run").exists()
+
+
+def fit_pipeline(pop, data, directory, extra=()):
+    """Four iterations of 3 steps on a tf.data pipeline of 4 batches per pass, reshuffled by
+    a seeded shuffle on every pass: resuming must re-read it and skip across pass ends."""
+    x, y, x_val, y_val = data
+    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=3).batch(16)
+    strategy = pd.PopDescent(elites=1, cv_batch_size=16)
+    pop.fit(pipeline, epochs=4, steps_per_epoch=3, verbose=0, validation_data=(x_val, y_val),
+            callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
+    return strategy
+
+
+def test_interrupted_fit_on_a_tf_data_pipeline_resumes_bit_identical(data, tmp_path):
+    reference = pd.Population(make_model(), size=3, seed=5)
+    reference_strategy = fit_pipeline(reference, data, tmp_path / "reference")
+    pop = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        fit_pipeline(pop, data, tmp_path / "run", extra=[Interrupt(2)])
+    fresh = pd.Population(make_model(), size=3, seed=5)
+    strategy = fit_pipeline(fresh, data, tmp_path / "run")
+    assert state_bytes(fresh) == state_bytes(reference)
+    assert fresh.lineage == reference.lineage
+    assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
 
 
 def test_backup_every_second_iteration_resumes_from_the_last_one_written(data, tmp_path):
