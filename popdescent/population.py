@@ -28,6 +28,7 @@ from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.array_inputs import count_examples, take
 from popdescent.training_data import (
     check_validation_freq,
+    pop_input_keywords,
     training_batches,
     validate_fit_arguments,
 )
@@ -514,35 +515,20 @@ class Population(FusedTrainStep, keras.Model):
         a population that shrinks to one member). The number of iterations follows from B:
         from the callbacks' `planned_iterations` when one shrinks the population.
 
-        x, y (and `sample_weight`, `class_weight`, `validation_split`) are arrays, or lists or
-        dicts of arrays for multi-input/-output models, as Keras takes them. Batches are drawn
-        without replacement from a seeded permutation of the data, reshuffled on every pass and
-        wrapping around, so each iteration runs exactly `steps_per_epoch` steps (Keras' own
-        array input cuts an epoch short when the data runs out); `steps_per_epoch` defaults to
-        one pass. `x` may instead be a `tf.data.Dataset`, a `keras.utils.PyDataset` or a
-        generator of `(x, y[, sample_weight])` batches, repeated when it runs out;
-        `steps_per_epoch` is then required unless its length is known. `validation_data` is a
-        tuple of arrays or a `tf.data.Dataset`; strategies draw their fitness batches from it
-        (from at most `popdescent.dataset_inputs.FITNESS_POOL_LIMIT` examples of a dataset).
-        Everything is checked before a step runs. What a resumed run replays depends on the
-        input (see `popdescent.dataset_inputs`): arrays, exactly; a `tf.data` dataset or a
-        generator is re-read from its start, skipping the steps reached; a PyDataset is read
-        from index `step % len`.
+        x, y, `sample_weight`, `class_weight`, `validation_split` and `validation_data` are
+        what Keras takes (arrays, lists or dicts of them; x a `tf.data.Dataset`, PyDataset or
+        generator), all checked before a step runs. Array batches come from a seeded
+        permutation per pass, wrapping around; a finite dataset is repeated: each iteration
+        runs exactly `steps_per_epoch` steps (default: one pass; required for input of unknown
+        length). A resume replays arrays exactly and re-reads a dataset or generator, skipping
+        the steps reached (`popdescent.dataset_inputs` says more).
 
         Strategy callbacks run first, so that the others (TensorBoard, EarlyStopping, ...)
         see the fitness they log; a `popdescent.BackupAndRestore` callback runs last (each
         is moved there in `callbacks`); when it restores a backup, training resumes at the
         next iteration and the batch stream at the step it had reached.
         """
-        input_arguments = {"sample_weight", "class_weight", "validation_split"}
-        unsupported = sorted(set(kwargs) - input_arguments - {"validation_steps"})
-        if unsupported:
-            raise ValueError(
-                f"Population.fit does not take {unsupported}: it feeds its own seeded batch "
-                "stream (no shuffle or validation_batch_size); allowed extra arguments: "
-                f"{sorted(input_arguments | {'validation_steps'})}"
-            )
-        inputs = {name: kwargs.pop(name, None) for name in sorted(input_arguments)}
+        inputs = pop_input_keywords(kwargs)
         if member_steps is not None and epochs is not None:
             raise ValueError(
                 f"give fit either epochs or member_steps, not both (got epochs={epochs!r}, "

@@ -152,6 +152,22 @@ def _stream_fit_data(x, y, sample_weight, class_weight, validation_split, batch_
     return source
 
 
+INPUT_KEYWORDS = ("class_weight", "sample_weight", "validation_split")
+
+
+def pop_input_keywords(kwargs) -> dict:
+    """Takes `fit`'s input keywords out of `kwargs` (leaving `validation_steps` for Keras) and
+    refuses the keywords `Population.fit` does not take."""
+    unsupported = sorted(set(kwargs) - set(INPUT_KEYWORDS) - {"validation_steps"})
+    if unsupported:
+        raise ValueError(
+            f"Population.fit does not take {unsupported}: it feeds its own seeded batch stream "
+            "(no shuffle or validation_batch_size); allowed extra arguments: "
+            f"{sorted((*INPUT_KEYWORDS, 'validation_steps'))}"
+        )
+    return {name: kwargs.pop(name, None) for name in INPUT_KEYWORDS}
+
+
 def validate_fit_arguments(
     x, y, batch_size, epochs, steps_per_epoch, validation_data, initial_epoch, model,
     sample_weight=None, class_weight=None, validation_split=None, validation_steps=None,

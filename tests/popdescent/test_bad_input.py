@@ -78,6 +78,9 @@ FIT_CASES = {
         {"x": ((X[:16], Y[:16]) for _ in range(100)), "y": DROP, "batch_size": DROP,
          "steps_per_epoch": DROP}, ValueError,
         "steps_per_epoch is required when x is a generator without a known length"),
+    "generator yielding x only": ({"x": (X[:16] for _ in range(100)), "y": DROP,
+                                   "batch_size": DROP}, ValueError,
+                                  r"x must yield \(x, y\) or \(x, y, sample_weight\) tuples"),
     "empty generator": ({"x": (batch for batch in []), "y": DROP, "batch_size": DROP},
                         ValueError, "x is an empty generator"),
     "endless validation dataset without validation_steps": (
