@@ -52,14 +52,17 @@ def assert_bit_identical(reference_path, resumed_path):
 
 
 @pytest.mark.slow  # four subprocesses, each importing TensorFlow: ~30 s on an idle machine
-def test_run_killed_twice_resumes_bit_identical(tmp_path):
+@pytest.mark.parametrize("data_input", ["arrays", "tf.data"])
+def test_run_killed_twice_resumes_bit_identical(data_input, tmp_path):
     """SIGKILLed from outside after its first backup, then killing itself halfway through
-    writing a backup, the run, started a third time, ends exactly like an uninterrupted one."""
+    writing a backup, the run, started a third time, ends exactly like an uninterrupted one;
+    fed by arrays or by a tf.data pipeline that the resumed process re-reads and skips."""
     started = time.monotonic()
     directory = tmp_path / "backup"
     backup = directory / BACKUP_FILE
-    reference = start_run(tmp_path / "reference_backup", tmp_path / "reference.npz")
-    killed = start_run(directory, tmp_path / "killed.npz")
+    arguments = ("--input", data_input)
+    reference = start_run(tmp_path / "reference_backup", tmp_path / "reference.npz", *arguments)
+    killed = start_run(directory, tmp_path / "killed.npz", *arguments)
     while not backup.exists() and killed.poll() is None:
         time.sleep(0.005)
     killed.send_signal(signal.SIGKILL)
@@ -71,12 +74,13 @@ def test_run_killed_twice_resumes_bit_identical(tmp_path):
     assert 1 <= epoch <= EPOCHS - 3  # killed mid-run, with room for the second kill
 
     # Second start: restores `epoch`, backs up epoch + 1, dies writing epoch + 2.
-    code, log = finish(start_run(directory, tmp_path / "torn.npz", "--kill-during-backup", "2"))
+    code, log = finish(start_run(directory, tmp_path / "torn.npz", "--kill-during-backup", "2",
+                                 *arguments))
     assert code == -signal.SIGKILL, log
     assert len([name for name in os.listdir(directory) if name != BACKUP_FILE]) == 1  # torn
     assert read_backup(backup)[1]["epoch"] == epoch + 1  # the previous backup, intact
 
-    code, log = finish(start_run(directory, tmp_path / "resumed.npz"))
+    code, log = finish(start_run(directory, tmp_path / "resumed.npz", *arguments))
     assert code == 0, log
     _, resumed = assert_bit_identical(tmp_path / "reference.npz", tmp_path / "resumed.npz")
     assert list(resumed["epochs_run"]) == list(range(epoch + 1, EPOCHS))  # it resumed
