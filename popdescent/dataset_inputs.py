@@ -92,7 +92,7 @@ def _tf_dataset_source(name, dataset):
     _check_element(name, spec, f"element_spec {spec}")
     cardinality = int(dataset.cardinality())
     if cardinality == 0:
-        raise ValueError(f"{name} is an empty dataset (cardinality 0): there is nothing to train on")
+        raise ValueError(f"{name} is an empty dataset (cardinality 0): nothing to train on")
     first = next(iter(dataset.take(1)), None)
     if first is None:
         raise ValueError(f"{name} is an empty dataset: it yielded no batch")

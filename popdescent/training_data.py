@@ -1,10 +1,11 @@
 """Checking `Population.fit`'s arguments and feeding exactly the steps an iteration asks for.
 
 Keras' array input ends an epoch early when the data runs out, so `steps_per_epoch * epochs`
-is not what runs. Input comes as arrays (or lists and dicts of arrays: `popdescent.array_inputs`)
-or streamed (`tf.data`, PyDataset, generators: `popdescent.dataset_inputs`). Here every iteration gets exactly `steps_per_epoch` batches from an
-endless, seeded stream: pass p uses its own permutation of the data, a pure function of
-(seed, p), so a resumed run can start at any step and see the same batches.
+is not what runs. Here every iteration gets exactly `steps_per_epoch` batches from an endless
+stream. Arrays (or lists and dicts of them, checked by `popdescent.array_inputs`) are drawn
+from seeded permutations: pass p uses its own permutation of the data, a pure function of
+(seed, p), so a resumed run can start at any step and see the same batches. Streamed input
+(`tf.data`, PyDataset, generators) is repeated by `popdescent.dataset_inputs`.
 """
 
 from __future__ import annotations

@@ -113,8 +113,9 @@ FIT_CASES = {
                                        "initial_epoch must be < epochs = 2, got 2"),
     "initial_epoch negative": ({"initial_epoch": -1}, ValueError,
                                "initial_epoch must be an integer >= 0, got -1"),
-    "validation_data an array": ({"validation_data": X_VAL}, ValueError,
-                                 r"validation_data must be a tuple \(x_val, y_val\), .*got ndarray"),
+    "validation_data an array": (
+        {"validation_data": X_VAL}, ValueError,
+        r"validation_data must be a tuple \(x_val, y_val\), .*got ndarray"),
     "validation x and y lengths differ": (
         {"validation_data": (X_VAL, Y_VAL[:5])}, ValueError,
         "validation_data's x and y must be non-empty and of the same length, got 32 and 5"),
