@@ -111,6 +111,25 @@ def test_two_input_model_trains_saves_and_reloads(dict_input, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
+def test_nested_dataset_with_sample_weights_trains_a_dict_input_model():
+    """A tf.data dataset of ({"left": ..., "right": ...}, y, sample_weight) trains, and its
+    sample weights reach the loss."""
+    weights = (Y == 0).astype("float32")
+    pipeline = tf.data.Dataset.from_tensor_slices((split(X, True), Y, weights)).batch(BATCH)
+    weighted = pd.Population(two_input_model(True), size=2, seed=3)
+    weighted.fit(pipeline, epochs=2, steps_per_epoch=STEPS, verbose=0,
+                 validation_data=(split(X_VAL, True), Y_VAL),
+                 callbacks=[pd.PopDescent(elites=1, cv_batch_size=16)])
+    assert weighted.gradient_steps == 2 * STEPS * 2
+    # the weights reach the loss: the same batches unweighted end elsewhere
+    unweighted = pd.Population(two_input_model(True), size=2, seed=3)
+    unweighted.fit(pipeline.map(lambda x, y, w: (x, y)), epochs=2, steps_per_epoch=STEPS,
+                   verbose=0, validation_data=(split(X_VAL, True), Y_VAL),
+                   callbacks=[pd.PopDescent(elites=1, cv_batch_size=16)])
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(member_weights(weighted), member_weights(unweighted)))
+
+
 def test_class_weight_trains_as_the_same_sample_weights():
     table = {0: 1.0, 1: 2.0, 2: 0.5}
     with_classes = pd.Population(fast_model(), size=SIZE, seed=1)
