@@ -13,8 +13,9 @@ import keras
 import numpy as np
 
 __all__ = [
-    "as_structure", "check_same_length", "class_weight_to_sample_weight", "count_examples",
-    "check_model_structure", "lists_to_tuples", "map_leaves", "split_tail", "take",
+    "as_structure", "check_same_length", "check_model_structure", "class_weight_table",
+    "class_weight_to_sample_weight", "count_examples", "lists_to_tuples", "map_leaves",
+    "split_tail", "take",
 ]
 
 
@@ -150,18 +151,12 @@ def _class_ids(y):
     return np.round(y).astype(np.int64)
 
 
-def class_weight_to_sample_weight(class_weight, y, sample_weight):
-    """Per-example weights `class_weight[class of y]`, times `sample_weight` when given.
-
-    As in Keras, class weights apply to a single-output model only, and every class present in
-    y needs a weight."""
+def class_weight_table(class_weight):
+    """Checks `class_weight` (a dict class index -> weight >= 0) and returns it as an array
+    indexed by class (0 where a class has no key) and the sorted keys."""
     if not isinstance(class_weight, dict) or not class_weight:
         raise ValueError(f"class_weight must be a non-empty dict class index -> weight, got "
                          f"{class_weight!r}")
-    if not isinstance(y, np.ndarray):
-        raise ValueError("class_weight applies to a single-output model (one array y), as in "
-                         f"Keras; got y with {len(keras.tree.flatten(y))} arrays: pass "
-                         "sample_weight per output instead")
     for key, weight in class_weight.items():
         if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or key < 0:
             raise ValueError(f"class_weight keys must be class indices (integers >= 0), got "
@@ -169,14 +164,28 @@ def class_weight_to_sample_weight(class_weight, y, sample_weight):
         if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not (
                 np.isfinite(weight) and weight >= 0):
             raise ValueError(f"class_weight[{key}] must be a finite number >= 0, got {weight!r}")
-    ids = _class_ids(y)
-    missing = sorted(set(np.unique(ids).tolist()) - {int(k) for k in class_weight})
-    if missing:
-        raise ValueError(f"class_weight has no weight for the classes {missing} found in y; "
-                         f"it has keys {sorted(int(k) for k in class_weight)}")
-    table = np.zeros(max(int(k) for k in class_weight) + 1, dtype=np.float32)
+    keys = sorted(int(key) for key in class_weight)
+    table = np.zeros(keys[-1] + 1, dtype=np.float32)
     for key, weight in class_weight.items():
         table[int(key)] = weight
+    return table, keys
+
+
+def class_weight_to_sample_weight(class_weight, y, sample_weight):
+    """Per-example weights `class_weight[class of y]`, times `sample_weight` when given.
+
+    As in Keras, class weights apply to a single-output model only, and every class present in
+    y needs a weight."""
+    table, keys = class_weight_table(class_weight)
+    if not isinstance(y, np.ndarray):
+        raise ValueError("class_weight applies to a single-output model (one array y), as in "
+                         f"Keras; got y with {len(keras.tree.flatten(y))} arrays: pass "
+                         "sample_weight per output instead")
+    ids = _class_ids(y)
+    missing = sorted(set(np.unique(ids).tolist()) - set(keys))
+    if missing:
+        raise ValueError(f"class_weight has no weight for the classes {missing} found in y; "
+                         f"it has keys {keys}")
     weights = table[ids]
     if sample_weight is None:
         return weights

@@ -29,9 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from popdescent.array_inputs import lists_to_tuples, map_leaves
+from popdescent.array_inputs import (
+    class_weight_table,
+    class_weight_to_sample_weight,
+    lists_to_tuples,
+    map_leaves,
+)
 
-__all__ = ["FITNESS_POOL_LIMIT", "StreamSource", "is_stream", "stream_source", "fitness_pool"]
+__all__ = ["FITNESS_POOL_LIMIT", "StreamSource", "fitness_pool", "is_stream", "stream_source",
+           "with_class_weight"]
 
 # At most this many examples are read from a validation dataset (from its first batches) into
 # the pool strategies draw their seeded `cv_batch_size` fitness batches from: an endless or huge
@@ -70,9 +76,10 @@ class StreamSource:
     """A checked streamed input: its kind, `element_spec`, batches per pass (None when unknown
     or endless), first batch size, and `stream(start_step)`, the endless stream from a step."""
 
-    def __init__(self, kind, element_spec, batches, batch_size, stream):
+    def __init__(self, kind, element_spec, batches, first_batch, stream):
         self.kind, self.element_spec, self.batches = kind, element_spec, batches
-        self.batch_size, self._stream = batch_size, stream
+        self.first_batch, self._stream = first_batch, stream
+        self.batch_size = len(keras.tree.flatten(first_batch)[0])
 
     def stream(self, start_step) -> tf.data.Dataset:
         """The endless batch stream from `start_step` (an int or a callable returning one,
@@ -96,7 +103,7 @@ def _tf_dataset_source(name, dataset):
     first = next(iter(dataset.take(1)), None)
     if first is None:
         raise ValueError(f"{name} is an empty dataset: it yielded no batch")
-    batch_size = _check_first_batch(name, first)
+    _check_first_batch(name, first)
 
     def stream(start):
         def skip_to_start(_):
@@ -105,8 +112,8 @@ def _tf_dataset_source(name, dataset):
 
         return tf.data.Dataset.range(1).flat_map(skip_to_start)
 
-    return StreamSource("dataset", spec, cardinality if cardinality > 0 else None, batch_size,
-                        stream)
+    return StreamSource("dataset", spec, cardinality if cardinality > 0 else None,
+                        keras.tree.map_structure(np.asarray, first), stream)
 
 
 def _spec_of(batch):
@@ -124,7 +131,7 @@ def _py_dataset_source(name, dataset):
         raise ValueError(f"{name} is an empty PyDataset (len 0): there is nothing to train on")
     first = _as_tuple(dataset[0])
     _check_element(name, first, f"a {type(first).__name__}")
-    batch_size = _check_first_batch(name, first)
+    _check_first_batch(name, first)
     spec = _spec_of(first)
 
     def stream(start):
@@ -139,7 +146,7 @@ def _py_dataset_source(name, dataset):
 
         return tf.data.Dataset.from_generator(batches_from_start, output_signature=spec)
 
-    return StreamSource("py_dataset", spec, batches, batch_size, stream)
+    return StreamSource("py_dataset", spec, batches, first, stream)
 
 
 def _generator_source(name, generator):
@@ -149,7 +156,7 @@ def _generator_source(name, generator):
         raise ValueError(f"{name} is an empty generator: it yielded no batch") from None
     first = _as_tuple(first)
     _check_element(name, first, f"a {type(first).__name__}")
-    batch_size = _check_first_batch(name, first)
+    _check_first_batch(name, first)
     spec = _spec_of(first)
     remaining = itertools.chain([first], generator)
 
@@ -165,7 +172,7 @@ def _generator_source(name, generator):
 
         return tf.data.Dataset.from_generator(batches_from_start, output_signature=spec)
 
-    return StreamSource("generator", spec, None, batch_size, stream)
+    return StreamSource("generator", spec, None, first, stream)
 
 
 def stream_source(name, value) -> StreamSource:
@@ -175,6 +182,46 @@ def stream_source(name, value) -> StreamSource:
     if isinstance(value, keras.utils.PyDataset):
         return _py_dataset_source(name, value)
     return _generator_source(name, value)
+
+
+def _class_ids(y):
+    """`array_inputs._class_ids` in TensorFlow: sparse labels, one-hot rows or a binary column."""
+    if y.shape.rank >= 2 and (y.shape[-1] or 0) > 1:
+        return tf.argmax(y, axis=-1, output_type=tf.int64)
+    return tf.cast(tf.round(tf.reshape(tf.cast(y, tf.float32), [-1])), tf.int64)
+
+
+def with_class_weight(name, source, class_weight) -> StreamSource:
+    """`source` whose batches carry the sample weights `class_weight[class of y]` (times their
+    own), as Keras weighs a dataset's classes. Checked before training on the first batch; a
+    later batch with a class that has no weight stops training with an error naming it."""
+    table, keys = class_weight_table(class_weight)
+    x_spec, y_spec = source.element_spec[:2]
+    if not isinstance(y_spec, tf.TensorSpec):
+        raise ValueError(f"class_weight applies to a single-output model, as in Keras; {name} "
+                         f"yields y of structure {y_spec}: yield sample weights instead")
+    first = source.first_batch
+    class_weight_to_sample_weight(class_weight, np.asarray(first[1]),
+                                  None if len(first) == 2 else np.asarray(first[2]))
+    known = np.zeros(len(table), dtype=bool)
+    known[keys] = True
+    table, known = tf.constant(table), tf.constant(known)
+
+    def weigh(*batch):
+        ids = _class_ids(batch[1])
+        inside = tf.logical_and(ids >= 0, ids < known.shape[0])
+        has_weight = tf.logical_and(inside, tf.gather(known, tf.where(inside, ids, 0)))
+        check = tf.debugging.assert_equal(tf.reduce_all(has_weight), True, message=(
+            f"{name} yielded a class that class_weight has no weight for (keys: {keys})"))
+        with tf.control_dependencies([check]):  # in a traced map, only what is used runs
+            weights = tf.gather(table, tf.where(inside, ids, 0))
+        if len(batch) == 3:
+            weights = weights * tf.reshape(tf.cast(batch[2], weights.dtype), [-1])
+        return batch[0], batch[1], weights
+
+    weight_spec = tf.TensorSpec((None,), tf.float32)
+    return StreamSource(source.kind, (x_spec, y_spec, weight_spec), source.batches, first,
+                        lambda start: source._stream(start).map(weigh))
 
 
 def fitness_pool(name, dataset, steps=None, limit=FITNESS_POOL_LIMIT):

@@ -137,19 +137,19 @@ def _array_fit_data(x, y, sample_weight, class_weight, validation_split, batch_s
 
 def _stream_fit_data(x, y, sample_weight, class_weight, validation_split, batch_size, model):
     for argument, value in (("y", y), ("sample_weight", sample_weight),
-                            ("class_weight", class_weight), ("batch_size", batch_size)):
+                            ("batch_size", batch_size)):
         if value is not None:
             raise ValueError(
                 f"{argument} must be None when x is a {type(x).__name__}: the dataset yields "
-                "(x, y) or (x, y, sample_weight) batches" + (
-                    "; weight classes by yielding sample weights"
-                    if argument == "class_weight" else ""))
+                "(x, y) or (x, y, sample_weight) batches")
     if validation_split:
         raise ValueError(f"validation_split needs array input, x is a {type(x).__name__}: "
                          "pass validation_data")
     source = dataset_inputs.stream_source("x", x)
     array_inputs.check_model_structure("x", source.element_spec[0], model)
     array_inputs.check_model_structure("y", source.element_spec[1], model, kind="output")
+    if class_weight is not None:
+        source = dataset_inputs.with_class_weight("x", source, class_weight)
     return source
 
 

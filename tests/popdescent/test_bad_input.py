@@ -74,6 +74,10 @@ FIT_CASES = {
                          "x yields NaN or infinite values in its first batch"),
     "dataset and y": ({"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(16),
                        "batch_size": DROP}, ValueError, "y must be None when x is a"),
+    "class_weight missing a class of a dataset's first batch": (
+        {"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(16), "y": DROP,
+         "batch_size": DROP, "class_weight": {0: 1.0}}, ValueError,
+        r"class_weight has no weight for the classes \[1, 2\] found in y"),
     "generator without steps_per_epoch": (
         {"x": ((X[:16], Y[:16]) for _ in range(100)), "y": DROP, "batch_size": DROP,
          "steps_per_epoch": DROP}, ValueError,

@@ -146,6 +146,21 @@ def test_class_weight_trains_as_the_same_sample_weights():
                    zip(member_weights(with_classes), member_weights(unweighted)))
 
 
+def test_class_weight_weighs_a_dataset_as_it_weighs_arrays():
+    table = {0: 1.0, 1: 2.0, 2: 0.5}
+    order = np.random.default_rng((int(pd.Population(fast_model(), size=SIZE, seed=1)
+                                       .data_seed), 0)).permutation(len(X))[:STEPS * BATCH]
+    from_arrays = pd.Population(fast_model(), size=SIZE, seed=1)
+    from_arrays.fit(X, Y, batch_size=BATCH, epochs=1, steps_per_epoch=STEPS, verbose=0,
+                    class_weight=table)
+    from_dataset = pd.Population(fast_model(), size=SIZE, seed=1)
+    from_dataset.fit(dataset(X[order], Y[order]), epochs=1, steps_per_epoch=STEPS, verbose=0,
+                     class_weight=table)
+    # tolerance 0, as for unweighted batches: the same weights, looked up in numpy or tf.data
+    for a, b in zip(member_weights(from_arrays), member_weights(from_dataset), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_class_weight_on_a_two_output_model_is_refused_before_training():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, [keras.layers.Dense(3, name="a")(inputs),
