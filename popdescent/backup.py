@@ -208,10 +208,15 @@ def run_signature(population, strategies) -> dict:
         "priors": {name: prior.get_config() for name, prior in population.priors.items()},
         "steps_per_epoch": data.steps_per_epoch,
         "batch_size": data.batch_size,
-        "examples": len(data.x),
+        "input": data.kind,
+        # Arrays are fingerprinted; a streamed input only by its element structure (reading it
+        # to fingerprint it would cost a pass over it).
+        "examples": None if data.x is None else len(keras.tree.flatten(data.x)[0]),
+        "element_spec": None if data.source is None else str(data.source.element_spec),
         "data_crc32": [
             zlib.crc32(np.ascontiguousarray(a))
-            for a in (data.x, data.y, *(data.validation or ()))
+            for a in keras.tree.flatten([data.x, data.y, data.sample_weight, data.validation])
+            if a is not None
         ],
         "strategies": [type(s).__name__ for s in strategies],
         "strategy_configs": [_config_of(s) for s in strategies],

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from popdescent.dataset_inputs import is_stream
 from popdescent.validation import check_integer
 
 __all__ = ["FusedTrainStep"]
@@ -44,6 +45,13 @@ def _population_losses(losses):
         "best_loss": ops.where(any_finite, best, ops.min(losses)),
         "nonfinite_members": ops.cast(ops.shape(losses)[0], losses.dtype) - finite_count,
     }
+
+
+def _symbolic(leaf):
+    """A `keras.KerasTensor` of `leaf`'s shape (any batch size) and dtype."""
+    leaf = leaf if hasattr(leaf, "shape") and hasattr(leaf, "dtype") else np.asarray(leaf)
+    shape = tuple(leaf.shape)
+    return keras.KerasTensor((None, *shape[1:]), keras.backend.standardize_dtype(leaf.dtype))
 
 
 class FusedTrainStep:
@@ -213,14 +221,17 @@ class FusedTrainStep:
 
     def _prepare_members(self, x, y):
         """Builds members' compiled metrics before a traced step would create their variables,
-        from the shapes and dtypes of x and y alone: each member is called on a symbolic
-        `keras.KerasTensor`, as Keras' own fit builds a model, so no member runs on data."""
-        x_spec, y_spec = (
-            keras.KerasTensor((None, *np.shape(a)[1:]), keras.backend.standardize_dtype(a.dtype))
-            for a in (x, y)
-        )
+        from the shapes and dtypes of x and y alone (structures of arrays or `tf.TensorSpec`s):
+        each member is called on symbolic `keras.KerasTensor`s, as Keras' own fit builds a
+        model, so no member runs on data."""
+        if isinstance(x, tf.data.Dataset):  # evaluate(dataset), Keras' validation on one
+            x, y = x.element_spec[:2]
+        if x is None or y is None or is_stream(x):
+            return
+        x_spec, y_spec = (keras.tree.map_structure(_symbolic, s) for s in (x, y))
         for member in self.members:
-            unbuilt = [m for m in member.metrics if m.name != "loss" and not m.built]
+            unbuilt = [m for m in member.metrics
+                       if m.name != "loss" and not getattr(m, "built", True)]
             if unbuilt:
                 y_pred = member(x_spec, training=False)
                 for metric in unbuilt:

@@ -25,9 +25,11 @@ from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
 from popdescent.population_optimizer import PopulationOptimizer
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
+from popdescent.array_inputs import count_examples, take
 from popdescent.training_data import (
     check_validation_freq,
-    index_batches,
+    pop_input_keywords,
+    training_batches,
     validate_fit_arguments,
 )
 from popdescent.validation import check_integer
@@ -385,12 +387,13 @@ class Population(FusedTrainStep, keras.Model):
             self._member_loss_function = tf.function(
                 self._member_losses_graph, reduce_retracing=True
             )
-        count = len(x)
+        count = count_examples(x)
         batch_size = count if batch_size is None else int(batch_size)
         total = np.zeros(self.size, dtype=np.float64)
         for start in range(0, count, batch_size):
             stop = min(start + batch_size, count)
-            losses = self._member_loss_function(x[start:stop], y[start:stop]).numpy()
+            window = slice(start, stop)
+            losses = self._member_loss_function(take(x, window), take(y, window)).numpy()
             total += losses.astype(np.float64) * (stop - start)
         return total / count
 
@@ -512,24 +515,20 @@ class Population(FusedTrainStep, keras.Model):
         a population that shrinks to one member). The number of iterations follows from B:
         from the callbacks' `planned_iterations` when one shrinks the population.
 
-        x, y are arrays (validated before anything trains). Batches are drawn without
-        replacement from a seeded permutation of the data, reshuffled on every pass and
-        wrapping around, so each iteration runs exactly `steps_per_epoch` steps (Keras' own
-        array input cuts an epoch short when the data runs out). `steps_per_epoch` defaults
-        to one pass over the data. `validation_steps` goes to `keras.Model.fit`.
+        x, y, `sample_weight`, `class_weight`, `validation_split` and `validation_data` are
+        what Keras takes (arrays, lists or dicts of them; x a `tf.data.Dataset`, PyDataset or
+        generator), all checked before a step runs. Array batches come from a seeded
+        permutation per pass, wrapping around; a finite dataset is repeated: each iteration
+        runs exactly `steps_per_epoch` steps (default: one pass; required for input of unknown
+        length). A resume replays arrays exactly and re-reads a dataset or generator, skipping
+        the steps reached (`popdescent.dataset_inputs` says more).
 
         Strategy callbacks run first, so that the others (TensorBoard, EarlyStopping, ...)
         see the fitness they log; a `popdescent.BackupAndRestore` callback runs last (each
         is moved there in `callbacks`); when it restores a backup, training resumes at the
         next iteration and the batch stream at the step it had reached.
         """
-        unsupported = sorted(set(kwargs) - {"validation_steps"})
-        if unsupported:
-            raise ValueError(
-                f"Population.fit does not take {unsupported}: it feeds its own seeded batch "
-                "stream (no validation_split, sample_weight, class_weight, shuffle or "
-                "validation_batch_size); allowed extra argument: validation_steps"
-            )
+        inputs = pop_input_keywords(kwargs)
         if member_steps is not None and epochs is not None:
             raise ValueError(
                 f"give fit either epochs or member_steps, not both (got epochs={epochs!r}, "
@@ -545,6 +544,7 @@ class Population(FusedTrainStep, keras.Model):
         data = validate_fit_arguments(
             x, y, batch_size, 1 if epochs is None else epochs, steps_per_epoch,
             validation_data, initial_epoch, self.members[0],
+            validation_steps=kwargs.get("validation_steps"), **inputs,
         )
         check_validation_freq(validation_freq)
         if data.steps_per_epoch % self.steps_per_execution:
@@ -567,12 +567,12 @@ class Population(FusedTrainStep, keras.Model):
             ]
         self.training_data = data
         self.validation_data = data.validation
-        self._prepare_members(data.x, data.y)
+        self._prepare_members(data.x_spec, data.y_spec)
         # Keras' BackupAndRestore mechanism: a restoring callback sets `_initial_epoch` in
         # on_train_begin, which runs after the dataset exists, so the stream's first step
         # is read lazily, when Keras first pulls a batch.
         self._initial_epoch = None
-        dataset = index_batches(
+        dataset = training_batches(
             data,
             seed=int(self.data_seed),
             start_step=lambda: data.steps_per_epoch * (self._initial_epoch or data.initial_epoch),
@@ -583,11 +583,11 @@ class Population(FusedTrainStep, keras.Model):
                 epochs=data.epochs,
                 verbose=verbose,
                 callbacks=callbacks,
-                validation_data=data.validation,
+                validation_data=data.keras_validation,
                 steps_per_epoch=data.steps_per_epoch,
                 initial_epoch=data.initial_epoch,
                 validation_freq=validation_freq,
-                validation_batch_size=data.batch_size,
+                validation_batch_size=data.batch_size if data.source is None else None,
                 shuffle=False,  # the stream is already a seeded shuffle
                 **kwargs,
             )

@@ -8,6 +8,7 @@ import math
 import keras
 import numpy as np
 
+from popdescent.array_inputs import count_examples, take
 from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
 from popdescent.validation import check_integer, is_population
 
@@ -96,6 +97,12 @@ class PopulationStrategy(keras.callbacks.Callback):
                 f"{type(self).__name__}(cross_validation=True) needs validation data: pass "
                 "validation_data=(x_val, y_val) to fit, or use cross_validation=False"
             )
+        if not self.cross_validation and population.training_data.x is None:
+            raise ValueError(
+                f"{type(self).__name__}(cross_validation=False) measures fitness on training "
+                f"arrays, but x is a {population.training_data.kind}: pass validation_data "
+                "and keep cross_validation=True"
+            )
         if self.rng is None:
             seed = self.seed if self.seed is not None else int(population.strategy_seed)
             self.rng = np.random.default_rng(seed)
@@ -111,7 +118,8 @@ class PopulationStrategy(keras.callbacks.Callback):
         """Called when training starts, after the checks, before the lineage begins."""
 
     def fitness_data(self, population):
-        """The data fitness is measured on: validation data, or training data when
+        """The data fitness is measured on, (x, y) array structures: validation data (for a
+        validation dataset, the pool read from its first batches), or training data when
         cross_validation is off."""
         if self.cross_validation:
             return population.validation_data
@@ -120,9 +128,10 @@ class PopulationStrategy(keras.callbacks.Callback):
     def selection_batch(self, population):
         """A freshly sampled batch of `fitness_data` to measure fitness on."""
         x, y = self.fitness_data(population)
-        count = min(self.cv_batch_size, len(x))
-        chosen = np.sort(self.rng.choice(len(x), size=count, replace=False))
-        return x[chosen], y[chosen]
+        available = count_examples(x)
+        count = min(self.cv_batch_size, available)
+        chosen = np.sort(self.rng.choice(available, size=count, replace=False))
+        return take(x, chosen), take(y, chosen)
 
     def on_epoch_end(self, epoch, logs=None):
         population = self.model

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from popdescent.array_inputs import take
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
 
 from popdescent.schedules import BudgetSchedule
@@ -290,7 +291,8 @@ class PopDescent(PopulationStrategy):
                 "fit(..., member_steps=B) instead of epochs"
             )
         x, y = self.fitness_data(population)
-        starting = population.member_losses(x[: self.cv_batch_size], y[: self.cv_batch_size],
+        first = slice(0, self.cv_batch_size)
+        starting = population.member_losses(take(x, first), take(y, first),
                                             population.training_data.batch_size)
         self.budget.start(population, starting)
         population.learning_rate_schedule = self.budget.schedule
@@ -330,9 +332,9 @@ class PopDescent(PopulationStrategy):
             # A shrink cannot be undone: judge it on `rung_samples` fitness samples, not on
             # the sampled cv batch whose noise flipped a decision (docs/budget_aware.md).
             x, y = self.fitness_data(population)
-            count = min(budget.rung_samples, len(x))
+            first = slice(0, budget.rung_samples)
             self._rung_losses = population.member_losses(
-                x[:count], y[:count], population.training_data.batch_size)
+                take(x, first), take(y, first), population.training_data.batch_size)
             self._pending_keep = plan_shrink(self.fitness_function(self._rung_losses), size,
                                              protected if size > 1 else None)
             return np.array([], dtype=int), np.array([], dtype=int)

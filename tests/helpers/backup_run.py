@@ -2,12 +2,14 @@
 subprocess, kill it, run it again and compare the final population with an uninterrupted run.
 
     python tests/helpers/backup_run.py DIRECTORY OUTPUT.npz [--kill-during-backup K]
+        [--input tf.data]
 
 Writes OUTPUT.npz at the end: every member's variables and optimizer variables, the live
 hyperparameters, fitness, lineage, the strategy's generator state, the step counter, and which
 epochs this process ran. The dump is made here, independently of the backup's own format.
 --kill-during-backup K makes the process SIGKILL itself in the middle of writing its K-th
-backup (after half the temporary file is written, before the rename).
+backup (after half the temporary file is written, before the rename). --input tf.data feeds
+the training data as a tf.data pipeline (seeded shuffle, reshuffled every pass) instead of arrays.
 """
 
 import argparse
@@ -73,6 +75,7 @@ def main(argv):
     parser.add_argument("directory")
     parser.add_argument("output")
     parser.add_argument("--kill-during-backup", type=int, default=0)
+    parser.add_argument("--input", choices=["arrays", "tf.data"], default="arrays")
     args = parser.parse_args(argv)
     if args.kill_during_backup:
         kill_during_backup(args.kill_during_backup)
@@ -85,8 +88,15 @@ def main(argv):
     epochs_run = EpochsRun()
     strategy = pd.PopDescent(elites=2, cv_batch_size=48)
     # The backup is deliberately first: Population.fit must run it after the strategy.
+    if args.input == "tf.data":  # 16 batches per pass: iterations run across pass ends
+        import tensorflow as tf
+
+        training = {"x": tf.data.Dataset.from_tensor_slices((x[:256], y[:256]))
+                    .shuffle(256, seed=2).batch(16)}
+    else:
+        training = {"x": x[:256], "y": y[:256], "batch_size": 16}
     population.fit(
-        x[:256], y[:256], batch_size=16, epochs=EPOCHS, steps_per_epoch=6, verbose=0,
+        **training, epochs=EPOCHS, steps_per_epoch=6, verbose=0,
         validation_data=(x[256:], y[256:]),
         callbacks=[pd.BackupAndRestore(args.directory), epochs_run, strategy],
     )

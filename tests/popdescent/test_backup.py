@@ -9,6 +9,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
@@ -51,14 +52,17 @@ def assert_bit_identical(reference_path, resumed_path):
 
 
 @pytest.mark.slow  # four subprocesses, each importing TensorFlow: ~30 s on an idle machine
-def test_run_killed_twice_resumes_bit_identical(tmp_path):
+@pytest.mark.parametrize("data_input", ["arrays", "tf.data"])
+def test_run_killed_twice_resumes_bit_identical(data_input, tmp_path):
     """SIGKILLed from outside after its first backup, then killing itself halfway through
-    writing a backup, the run, started a third time, ends exactly like an uninterrupted one."""
+    writing a backup, the run, started a third time, ends exactly like an uninterrupted one;
+    fed by arrays or by a tf.data pipeline that the resumed process re-reads and skips."""
     started = time.monotonic()
     directory = tmp_path / "backup"
     backup = directory / BACKUP_FILE
-    reference = start_run(tmp_path / "reference_backup", tmp_path / "reference.npz")
-    killed = start_run(directory, tmp_path / "killed.npz")
+    arguments = ("--input", data_input)
+    reference = start_run(tmp_path / "reference_backup", tmp_path / "reference.npz", *arguments)
+    killed = start_run(directory, tmp_path / "killed.npz", *arguments)
     while not backup.exists() and killed.poll() is None:
         time.sleep(0.005)
     killed.send_signal(signal.SIGKILL)
@@ -70,12 +74,13 @@ def test_run_killed_twice_resumes_bit_identical(tmp_path):
     assert 1 <= epoch <= EPOCHS - 3  # killed mid-run, with room for the second kill
 
     # Second start: restores `epoch`, backs up epoch + 1, dies writing epoch + 2.
-    code, log = finish(start_run(directory, tmp_path / "torn.npz", "--kill-during-backup", "2"))
+    code, log = finish(start_run(directory, tmp_path / "torn.npz", "--kill-during-backup", "2",
+                                 *arguments))
     assert code == -signal.SIGKILL, log
     assert len([name for name in os.listdir(directory) if name != BACKUP_FILE]) == 1  # torn
     assert read_backup(backup)[1]["epoch"] == epoch + 1  # the previous backup, intact
 
-    code, log = finish(start_run(directory, tmp_path / "resumed.npz"))
+    code, log = finish(start_run(directory, tmp_path / "resumed.npz", *arguments))
     assert code == 0, log
     _, resumed = assert_bit_identical(tmp_path / "reference.npz", tmp_path / "resumed.npz")
     assert list(resumed["epochs_run"]) == list(range(epoch + 1, EPOCHS))  # it resumed
@@ -116,6 +121,30 @@ def test_interrupted_fit_resumes_in_process_and_ignores_a_stray_partial_file(dat
     np.testing.assert_array_equal(fresh.fitness, reference.fitness)
     assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
     assert not (tmp_path / "run").exists()
+
+
+def fit_pipeline(pop, data, directory, extra=()):
+    """Four iterations of 3 steps on a tf.data pipeline of 4 batches per pass, reshuffled by
+    a seeded shuffle on every pass: resuming must re-read it and skip across pass ends."""
+    x, y, x_val, y_val = data
+    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=3).batch(16)
+    strategy = pd.PopDescent(elites=1, cv_batch_size=16)
+    pop.fit(pipeline, epochs=4, steps_per_epoch=3, verbose=0, validation_data=(x_val, y_val),
+            callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
+    return strategy
+
+
+def test_interrupted_fit_on_a_tf_data_pipeline_resumes_bit_identical(data, tmp_path):
+    reference = pd.Population(make_model(), size=3, seed=5)
+    reference_strategy = fit_pipeline(reference, data, tmp_path / "reference")
+    pop = pd.Population(make_model(), size=3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        fit_pipeline(pop, data, tmp_path / "run", extra=[Interrupt(2)])
+    fresh = pd.Population(make_model(), size=3, seed=5)
+    strategy = fit_pipeline(fresh, data, tmp_path / "run")
+    assert state_bytes(fresh) == state_bytes(reference)
+    assert fresh.lineage == reference.lineage
+    assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
 
 
 def test_backup_every_second_iteration_resumes_from_the_last_one_written(data, tmp_path):

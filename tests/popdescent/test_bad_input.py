@@ -4,6 +4,7 @@ is allowed. Each fit case runs on the same population and must leave it untouche
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
@@ -32,7 +33,69 @@ FIT_CASES = {
     "y with inf": ({"y": np.where(np.arange(64) == 5, np.inf, Y.astype("float32"))},
                    ValueError, "y must be finite"),
     "x and y lengths differ": ({"y": Y[:50]}, ValueError,
-                               r"x and y must have the same length .* got 64 and 50"),
+                               r"x and y must have the same length .* got x: 64, y: 50"),
+    "inputs of different lengths": (
+        {"x": [X[:, :2], X[:50, 2:]]}, ValueError,
+        r"x and y must have the same length .* got x\[0\]: 64, x\[1\]: 50, y: 64"),
+    "two inputs for a one-input model": (
+        {"x": [X, X]}, ValueError, r"x holds 2 array\(s\); the model has 1 inputs"),
+    "NaN in one input of a dict": ({"x": {"features": with_nan(X)}}, ValueError,
+                                   r"x\['features'\] must be finite, got 1 NaN"),
+    "sample_weight length differs": (
+        {"sample_weight": np.ones(60)}, ValueError,
+        r"x, y and sample_weight must have the same length .* sample_weight: 60"),
+    "sample_weight with NaN": ({"sample_weight": np.where(np.arange(64) == 2, np.nan, 1.0)},
+                               ValueError, "sample_weight must be finite"),
+    "class_weight key not a class index": (
+        {"class_weight": {"cat": 1.0}}, ValueError,
+        "class_weight keys must be class indices .integers >= 0., got 'cat'"),
+    "class_weight missing a class of y": (
+        {"class_weight": {0: 1.0, 1: 2.0}}, ValueError,
+        r"class_weight has no weight for the classes \[2\] found in y"),
+    "class_weight negative": ({"class_weight": {0: 1.0, 1: -2.0, 2: 1.0}}, ValueError,
+                              r"class_weight\[1\] must be a finite number >= 0, got -2.0"),
+    "validation_split above 1": ({"validation_split": 1.5, "validation_data": DROP}, ValueError,
+                                 "validation_split must be a finite number >= 0.0 and <= 1.0"),
+    "validation_split and validation_data": (
+        {"validation_split": 0.2}, ValueError,
+        "give fit either validation_data or validation_split, not both"),
+    "empty dataset": ({"x": tf.data.Dataset.from_tensor_slices((X[:0], Y[:0])).batch(16),
+                       "y": DROP, "batch_size": DROP}, ValueError,
+                      "x is an empty dataset"),
+    "dataset yielding x only": ({"x": tf.data.Dataset.from_tensor_slices(X).batch(16),
+                                 "y": DROP, "batch_size": DROP}, ValueError,
+                                r"x must yield \(x, y\) or \(x, y, sample_weight\) tuples"),
+    "dataset of the wrong feature shape": (
+        {"x": tf.data.Dataset.from_tensor_slices((X[:, :3], Y)).batch(16), "y": DROP,
+         "batch_size": DROP}, ValueError,
+        r"x has feature shape \(3,\), the model expects \(4,\)"),
+    "dataset with NaN": ({"x": tf.data.Dataset.from_tensor_slices((with_nan(X), Y)).batch(16),
+                          "y": DROP, "batch_size": DROP}, ValueError,
+                         "x yields NaN or infinite values in its first batch"),
+    "dataset and y": ({"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(16),
+                       "batch_size": DROP}, ValueError, "y must be None when x is a"),
+    "class_weight missing a class of a dataset's first batch": (
+        {"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(16), "y": DROP,
+         "batch_size": DROP, "class_weight": {0: 1.0}}, ValueError,
+        r"class_weight has no weight for the classes \[1, 2\] found in y"),
+    "generator without steps_per_epoch": (
+        {"x": ((X[:16], Y[:16]) for _ in range(100)), "y": DROP, "batch_size": DROP,
+         "steps_per_epoch": DROP}, ValueError,
+        "steps_per_epoch is required when x is a generator without a known length"),
+    "generator yielding x only": ({"x": (X[:16] for _ in range(100)), "y": DROP,
+                                   "batch_size": DROP}, ValueError,
+                                  r"x must yield \(x, y\) or \(x, y, sample_weight\) tuples"),
+    "empty generator": ({"x": (batch for batch in []), "y": DROP, "batch_size": DROP},
+                        ValueError, "x is an empty generator"),
+    "endless validation dataset without validation_steps": (
+        {"validation_data": tf.data.Dataset.from_tensor_slices((X_VAL, Y_VAL)).batch(8)
+         .repeat()}, ValueError,
+        "validation_data is an endless dataset: pass validation_steps"),
+    "cross_validation=False on a dataset": (
+        {"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(16), "y": DROP,
+         "batch_size": DROP,
+         "callbacks": [pd.PopDescent(elites=1, cv_batch_size=16, cross_validation=False)]},
+        ValueError, r"cross_validation=False\) measures fitness on training arrays"),
     "x features differ from the model's": (
         {"x": np.zeros((64, 5), "float32")}, ValueError,
         r"x has feature shape \(5,\), the model expects \(4,\)"),
@@ -54,23 +117,21 @@ FIT_CASES = {
                                        "initial_epoch must be < epochs = 2, got 2"),
     "initial_epoch negative": ({"initial_epoch": -1}, ValueError,
                                "initial_epoch must be an integer >= 0, got -1"),
-    "validation_data an array": ({"validation_data": X_VAL}, ValueError,
-                                 r"validation_data must be a tuple \(x_val, y_val\), got ndarray"),
+    "validation_data an array": (
+        {"validation_data": X_VAL}, ValueError,
+        r"validation_data must be a tuple \(x_val, y_val\), .*got ndarray"),
     "validation x and y lengths differ": (
         {"validation_data": (X_VAL, Y_VAL[:5])}, ValueError,
         "validation_data's x and y must be non-empty and of the same length, got 32 and 5"),
     "validation features differ from training": (
         {"validation_data": (X_VAL[:, :3], Y_VAL)}, ValueError,
-        r"validation_data shapes \(3,\), \(\) do not match the training data's \(4,\), \(\)"),
+        r"validation_data\[0\] has feature shape \(3,\), the model expects \(4,\)"),
     "validation labels shaped differently": (
         {"validation_data": (X_VAL, Y_VAL[:, None])}, ValueError,
         r"validation_data shapes \(4,\), \(1,\) do not match"),
     "validation_freq 0": ({"validation_freq": 0}, ValueError,
                           "validation_freq must be an integer >= 1, got 0"),
-    "validation_split": ({"validation_split": 0.2}, ValueError,
-                         r"Population.fit does not take \['validation_split'\]"),
-    "sample_weight": ({"sample_weight": np.ones(64)}, ValueError,
-                      r"does not take \['sample_weight'\]"),
+    "shuffle": ({"shuffle": True}, ValueError, r"Population.fit does not take \['shuffle'\]"),
     "callbacks not a list": ({"callbacks": "PopDescent"}, TypeError,
                              "callbacks must be a list of keras.callbacks.Callback, got str"),
     "keras BackupAndRestore": (
