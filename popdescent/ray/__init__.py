@@ -14,7 +14,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         'popdescent.ray needs Ray Tune: pip install "popdescent[ray]" (or "ray[tune]")'
     ) from error
 
+from popdescent.ray.islands import IslandMigration, island_trainable
 from popdescent.ray.scheduler import PopDescentScheduler
 from popdescent.ray.trainable import keras_trainable
 
-__all__ = ["PopDescentScheduler", "keras_trainable"]
+__all__ = ["PopDescentScheduler", "keras_trainable", "IslandMigration", "island_trainable"]

@@ -13,7 +13,7 @@ from ray import tune  # noqa: E402
 
 import popdescent  # noqa: E402
 from popdescent.ray import PopDescentScheduler, keras_trainable  # noqa: E402
-from popdescent.ray.scheduler import LINEAGE_FILE  # noqa: E402
+from popdescent.ray.barrier import LINEAGE_FILE  # noqa: E402
 from tests.helpers.digits import build_mlp, digits  # noqa: E402
 from tests.helpers.ray_runs import (  # noqa: E402
     CheckpointRecorder,
