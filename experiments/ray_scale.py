@@ -23,7 +23,6 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 
 from experiments.core.models import build_model, paper_loss
 from popdescent import LogUniform, PopDescent, Population

@@ -10,7 +10,9 @@ subclass's `select`. Two things differ from Ray's barrier, each for a measured r
   without saving, so its last checkpoint is never registered and its next one is written to
   the same directory, over a checkpoint another trial may be about to restore from);
 - a trial that failed and restarts from its checkpoint takes that checkpoint's place at the
-  barrier (Ray's keeps the place of its last result and waits for it forever).
+  barrier (Ray's keeps the place of its last result and waits for it forever);
+- the next barrier is always `every` reports after the last one, also in an experiment that
+  `Tuner.restore` resumed with a fresh scheduler.
 """
 
 from __future__ import annotations
@@ -129,8 +131,11 @@ class SynchronousSelection(PopulationBasedTraining):
             record = self.select(tune_controller, trials)
             self.lineage.append(record)
             self._write_lineage(trials[0], record)
-            self._next_perturbation_sync = max(
-                self._next_perturbation_sync + self._perturbation_interval,
+            # The next barrier is `every` reports after this one. (Ray's PBT takes
+            # max(next + every, latest time), which stops every trial for good when an
+            # experiment resumed by Tuner.restore meets its first barrier past `next`.)
+            self._next_perturbation_sync = self._perturbation_interval + max(
+                self._next_perturbation_sync,
                 max(self._trial_state[t].last_train_time for t in trials))
         return super().choose_trial_to_run(tune_controller)
 

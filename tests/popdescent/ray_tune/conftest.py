@@ -1,11 +1,13 @@
 """One local Ray instance for every Ray test (starting one costs seconds), on two CPUs."""
 
-import os
 import pathlib
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="popdescent.ray needs Ray Tune: pip install -e '.[ray]'")
+try:
+    import ray
+except ImportError:  # each test module skips itself, with the reason
+    ray = None
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -14,6 +16,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 def ray_session():
     """Ray on at most two CPUs; its workers import the tests' helpers from this checkout and
     run TensorFlow on one thread each, so two trials share the two cores."""
+    if ray is None:
+        pytest.skip("popdescent.ray needs Ray Tune: pip install -e '.[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={
         "env_vars": {
             "PYTHONPATH": str(ROOT),

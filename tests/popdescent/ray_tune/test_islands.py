@@ -81,8 +81,8 @@ def test_two_islands_exchange_their_best_member_into_their_weakest_slot(island_r
         island, source = migration["island"], migration["source"]
         before, after = members(copies[island][1]), members(copies[island][2])
         migrant = members(copies[source][1])[migration["member"]]
-        losses = grid_losses(grid, source)
-        assert migration["member"] == int(np.argmin(losses))
+        assert migration["member"] == int(np.argmin(grid_losses(grid, source)))
+        assert migration["slot"] == int(np.argmax(grid_losses(grid, island)))
         assert same(after[migration["slot"]], migrant)
         kept = [m for m in range(3) if m != migration["slot"]]
         assert all(same(after[m], before[m]) for m in kept)
@@ -92,8 +92,8 @@ def grid_losses(grid, trial_id):
     """The member losses `trial_id` reported at its second report (the migration's)."""
     result = next(r for r in grid if r.metrics["trial_id"] == trial_id)
     history = result.metrics_dataframe
-    return json.loads(json.dumps(list(history[
-        history["training_iteration"] == 2]["member_losses"].iloc[0])))
+    return [float(v) for v in
+            history[history["training_iteration"] == 2]["member_losses"].iloc[0]]
 
 
 def test_every_member_step_of_each_island_is_counted(island_run):

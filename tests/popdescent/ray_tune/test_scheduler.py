@@ -4,7 +4,6 @@ import json
 import os
 import signal
 
-import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="popdescent.ray needs Ray Tune: pip install -e '.[ray]'")
@@ -112,7 +111,9 @@ class KillOnce(tune.Callback):
 
 def test_a_killed_worker_restarts_and_every_trial_ends_with_uninterrupted_member_steps(
         ray_session, tmp_path):
-    killer = KillOnce(iteration=3)
+    # Killed as it reaches the selection after report 2, before its checkpoint is saved: it
+    # restarts from report 1's checkpoint while the others wait for it at the barrier.
+    killer = KillOnce(iteration=2)
     grid = run_experiment(trainable(), scheduler(every=2, elites=1), tmp_path, "killed",
                           num_samples=3, reports=4, callbacks=[killer], max_failures=2)
     assert killer.killed is not None
@@ -137,6 +138,19 @@ def test_bad_arguments_are_refused_when_the_scheduler_is_made(arguments, message
     assert message in str(error.value)
 
 
+def test_fitness_is_the_papers_for_a_loss_and_the_metric_itself_for_an_accuracy():
+    losses, accuracies = [0.0, 2.0, float("nan")], [0.25, 0.9, 1.0]
+    assert scheduler().fitness(losses).tolist() == [1.0, 0.5, 0.0]
+    assert scheduler(mode="max").fitness(accuracies).tolist() == accuracies
+
+
+def test_a_metric_to_maximise_outside_0_1_needs_a_fitness_function():
+    with pytest.raises(ValueError, match=r"needs a metric in \[0, 1\].*pass fitness="):
+        scheduler(mode="max").fitness([0.5, 3.0])
+    assert scheduler(mode="max", fitness=lambda v: v / 10).fitness([0.5, 3.0]).tolist() == [
+        0.05, 0.3]
+
+
 class CountStarts(tune.Callback):
     def __init__(self):
         self.started = 0
@@ -156,3 +170,30 @@ def test_bad_input_fails_before_any_trial_starts(ray_session, tmp_path, argument
                        callbacks=[starts])
     assert message in str(error.value)
     assert starts.started == 0
+
+
+class InterruptOnce(tune.Callback):
+    """Stops the whole experiment, as Ctrl+C does, at the first result of `iteration`: Tune
+    saves its state and returns (SIGUSR1 is Tune's graceful-stop signal). Once per `marker`
+    file: Tuner.restore brings the run's callbacks back."""
+
+    def __init__(self, iteration, marker):
+        self.iteration, self.marker = iteration, str(marker)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not os.path.exists(self.marker) and result["training_iteration"] == self.iteration:
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_an_interrupted_experiment_resumes_with_tuner_restore(ray_session, tmp_path):
+    interrupt = InterruptOnce(iteration=2, marker=tmp_path / "interrupted")
+    stopped = run_experiment(trainable(), scheduler(elites=1), tmp_path, "resumed",
+                             num_samples=3, reports=4, callbacks=[interrupt])
+    assert (tmp_path / "interrupted").exists()
+    assert min(result.metrics["training_iteration"] for result in stopped) < 4
+    grid = tune.Tuner.restore(str(tmp_path / "resumed"), trainable=trainable(),
+                              resume_unfinished=True).fit()
+    assert [result.error for result in grid] == [None] * 3
+    assert [result.metrics["training_iteration"] for result in grid] == [4] * 3
+    assert [result.metrics["member_steps"] for result in grid] == [4 * STEPS] * 3
