@@ -9,15 +9,13 @@ trainable applies it when it restores (`popdescent.ray.trainable`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from popdescent.hyperparameters import Prior
 from popdescent.ray.barrier import LINEAGE_FILE, SynchronousSelection
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.strategies.popdescent import mutate_hyperparameters, plan_replacement
-from popdescent.validation import check_integer
+from popdescent.validation import check_integer, check_number
 
 __all__ = ["PopDescentScheduler", "RESTORE_KEY", "LINEAGE_FILE"]
 
@@ -44,14 +42,6 @@ def check_hyperparameters(hyperparameters) -> dict:
                 f"(LogUniform, LogNormal, Uniform), got {prior!r}"
             )
     return dict(hyperparameters)
-
-
-def _check_noise(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 class PopDescentScheduler(SynchronousSelection):
@@ -106,13 +96,12 @@ class PopDescentScheduler(SynchronousSelection):
     ):
         self.priors = check_hyperparameters(hyperparameters)
         self.elites = check_integer("elites", elites, minimum=1)
-        self.weight_noise = _check_noise("weight_noise", weight_noise)
-        self.hyperparameter_noise = _check_noise("hyperparameter_noise", hyperparameter_noise)
-        self.hyperparameter_noise_base = _check_noise(
-            "hyperparameter_noise_base", hyperparameter_noise_base)
-        if not self.hyperparameter_noise_base > 1:
-            raise ValueError(
-                f"hyperparameter_noise_base must be > 1, got {hyperparameter_noise_base!r}")
+        self.weight_noise = check_number("weight_noise", weight_noise, minimum=0)
+        self.hyperparameter_noise = check_number("hyperparameter_noise", hyperparameter_noise,
+                                                 minimum=0)
+        self.hyperparameter_noise_base = check_number(
+            "hyperparameter_noise_base", hyperparameter_noise_base, minimum=1,
+            strict_minimum=True)
         if fitness is not None and not callable(fitness):
             raise ValueError(f"fitness must be a callable or None, got {fitness!r}")
         self.fitness_function = fitness

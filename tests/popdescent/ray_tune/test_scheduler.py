@@ -131,6 +131,8 @@ def test_a_killed_worker_restarts_and_every_trial_ends_with_uninterrupted_member
     ({"hyperparameters": {"learning_rate": 1e-3}}, "with bounds"),
     ({"hyperparameters": {}}, "non-empty dict"),
     ({"weight_noise": -1.0}, "weight_noise must be a finite number >= 0, got -1.0"),
+    ({"hyperparameter_noise_base": 1.0},
+     "hyperparameter_noise_base must be a finite number > 1, got 1.0"),
 ])
 def test_bad_arguments_are_refused_when_the_scheduler_is_made(arguments, message):
     with pytest.raises(ValueError) as error:
