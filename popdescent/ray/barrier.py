@@ -3,16 +3,12 @@
 Ray's `PopulationBasedTraining(synch=True)` gathers every trial at a barrier and can restart a
 trial from any trial's checkpoint with a new config (`_exploit`). What it decides there (a
 quantile, a random upper trial, a perturbation by 0.8 or 1.2) is replaced here by a
-subclass's `select`. Two things differ from Ray's barrier, each for a measured reason:
-
-- the decision waits until every live trial is paused, its checkpoint saved and registered
-  (Ray's decides while the last trial still runs; a running trial that is replaced is paused
-  without saving, so its last checkpoint is never registered and its next one is written to
-  the same directory, over a checkpoint another trial may be about to restore from);
-- a trial that failed and restarts from its checkpoint takes that checkpoint's place at the
-  barrier (Ray's keeps the place of its last result and waits for it forever);
-- the next barrier is always `every` reports after the last one, also in an experiment that
-  `Tuner.restore` resumed with a fresh scheduler.
+subclass's `select`. One thing differs from Ray's barrier: the decision waits until every
+live trial is paused, its checkpoint saved and registered. Ray's decides while the last trial
+still runs; a running trial that is replaced is paused without saving, so its last checkpoint
+is never registered and its next one is written to the same directory (seen here: a trial
+wrote `checkpoint_000000` twice), over a checkpoint another trial may be about to restore
+from. PopDescent may draw a replaced trial as another's parent, which Ray's PBT never does.
 """
 
 from __future__ import annotations
@@ -97,18 +93,6 @@ class SynchronousSelection(PopulationBasedTraining):
         self._save_trial_state(state, time, result, trial)
         return self.PAUSE
 
-    def on_trial_error(self, tune_controller, trial):
-        """A failed trial restarts from its latest registered checkpoint (FailureConfig):
-        its place at the barrier goes back to that checkpoint's."""
-        super().on_trial_error(tune_controller, trial)
-        state = self._trial_state.get(trial)
-        if state is None:
-            return
-        latest = trial.latest_checkpoint_result
-        time = latest.metrics.get(self._time_attr, 0) if latest and latest.metrics else 0
-        state.last_train_time = time
-        state.last_perturbation_time = min(state.last_perturbation_time, time)
-
     def choose_trial_to_run(self, tune_controller):
         if not self._checked_size:
             # Ray adds every trial of a basic search (up to 200) before it starts the first,
@@ -131,11 +115,8 @@ class SynchronousSelection(PopulationBasedTraining):
             record = self.select(tune_controller, trials)
             self.lineage.append(record)
             self._write_lineage(trials[0], record)
-            # The next barrier is `every` reports after this one. (Ray's PBT takes
-            # max(next + every, latest time), which stops every trial for good when an
-            # experiment resumed by Tuner.restore meets its first barrier past `next`.)
-            self._next_perturbation_sync = self._perturbation_interval + max(
-                self._next_perturbation_sync,
+            self._next_perturbation_sync = max(
+                self._next_perturbation_sync + self._perturbation_interval,
                 max(self._trial_state[t].last_train_time for t in trials))
         return super().choose_trial_to_run(tune_controller)
 
