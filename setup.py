@@ -28,5 +28,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout", "scikit-learn"],
+        # popdescent.ray: PopDescent as a Ray Tune scheduler, and islands of populations.
+        "ray": ["ray[tune]>=2.9"],
     },
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 def check_compiled_model(model, argument: str) -> None:
@@ -112,3 +113,23 @@ def kernel_variables(model: keras.Model, layer_names=None) -> list:
                 f"l2_layers names layers without a trainable kernel in the model: {missing}"
             )
     return kernels
+
+
+def add_weight_noise(variables, seed, stddev, relative) -> None:
+    """Adds N(0, stddev) to each variable, one independent draw per weight, reproducible
+    from `seed` (an int64 tensor): variable k draws from the stateless seed (seed, k). With
+    `relative` (a bool tensor) each variable's std is `stddev` times its own std.
+
+    One definition for the population's traced mutation and for a single model restored by
+    `popdescent.ray`, so that both carry the same noise for the same seed.
+    """
+    for position, variable in enumerate(variables):
+        scale = tf.cast(stddev, variable.dtype)
+        scale = tf.where(relative, scale * tf.math.reduce_std(variable.value), scale)
+        noise = tf.random.stateless_normal(
+            variable.shape,
+            seed=tf.stack([tf.cast(seed, tf.int64), tf.constant(position, tf.int64)]),
+            stddev=scale,
+            dtype=variable.dtype,
+        )
+        variable.assign_add(noise)

@@ -248,16 +248,7 @@ class Population(FusedTrainStep, keras.Model):
         # "frequent retracing" from five members on).
         def branch(variables):
             def perturb():
-                for position, variable in enumerate(variables):
-                    scale = tf.cast(stddev, variable.dtype)
-                    scale = tf.where(relative, scale * tf.math.reduce_std(variable.value), scale)
-                    noise = tf.random.stateless_normal(
-                        variable.shape,
-                        seed=tf.stack([seed, tf.constant(position, tf.int64)]),
-                        stddev=scale,
-                        dtype=variable.dtype,
-                    )
-                    variable.assign_add(noise)
+                members_lib.add_weight_noise(variables, seed, stddev, relative)
                 return tf.constant(0)
 
             return perturb
