@@ -199,7 +199,7 @@ def report(trajectories, rows, tables, noise, args) -> list:
     lines = [
         "# REINFORCE against ES over on/off switches (seed 000)", "",
         "`" + " ".join(["python -m experiments.binary_choices", *args.argv]) + "`",
-        "", f"Switches (off → on): " + ", ".join(
+        "", "Switches (off → on): " + ", ".join(
             f"{name} {SWITCHES[name].off:g} → {SWITCHES[name].on:g}" for name in names)
         + f". {args.members} members, {args.epochs} epochs of {args.steps} steps (batch "
         f"{args.batch_size}) on {args.train} Fashion-MNIST training images; rewards on "

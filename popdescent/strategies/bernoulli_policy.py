@@ -138,9 +138,7 @@ class BernoulliPolicy(PopulationStrategy):
                 "actions": self.state.actions.astype(int).tolist(),
                 "last_gradient": (None if self.last_gradient is None
                                   else self.last_gradient.tolist())}
-            state["outer_optimizer"] = {
-                key: value.tolist() if isinstance(value, np.ndarray) else value
-                for key, value in self.optimizer_state.items()}
+            state["outer_optimizer"] = ge.optimizer_state_to_json(self.optimizer_state)
         return state
 
     def set_state(self, state: dict) -> None:
@@ -153,9 +151,7 @@ class BernoulliPolicy(PopulationStrategy):
                 actions=np.array(saved["actions"], dtype=bool))
             self.last_gradient = (None if saved["last_gradient"] is None
                                   else np.array(saved["last_gradient"], dtype=np.float64))
-            self.optimizer_state = {
-                key: np.array(value, dtype=np.float64) if isinstance(value, list) else value
-                for key, value in state["outer_optimizer"].items()}
+            self.optimizer_state = ge.optimizer_state_from_json(state["outer_optimizer"])
 
     def get_config(self):
         return {

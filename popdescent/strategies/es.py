@@ -199,9 +199,7 @@ class EvolutionStrategies(PopulationStrategy):
                 "perturbations": self.state.perturbations.tolist(),
                 "accumulated": self.state.accumulated.tolist(),
                 "unroll": self.state.unroll, "outer_step": self.state.outer_step}
-            state["outer_optimizer"] = {
-                key: value.tolist() if isinstance(value, np.ndarray) else value
-                for key, value in self.optimizer_state.items()}
+            state["outer_optimizer"] = ge.optimizer_state_to_json(self.optimizer_state)
         return state
 
     def set_state(self, state: dict) -> None:
@@ -213,9 +211,7 @@ class EvolutionStrategies(PopulationStrategy):
                 perturbations=np.array(saved["perturbations"], dtype=np.float64),
                 accumulated=np.array(saved["accumulated"], dtype=np.float64),
                 unroll=int(saved["unroll"]), outer_step=int(saved["outer_step"]))
-            self.optimizer_state = {
-                key: np.array(value, dtype=np.float64) if isinstance(value, list) else value
-                for key, value in state["outer_optimizer"].items()}
+            self.optimizer_state = ge.optimizer_state_from_json(state["outer_optimizer"])
 
     def get_config(self):
         return {

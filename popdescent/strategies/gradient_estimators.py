@@ -47,6 +47,8 @@ __all__ = [
     "SGD",
     "Adam",
     "make_outer_optimizer",
+    "optimizer_state_from_json",
+    "optimizer_state_to_json",
     "outer_step",
 ]
 
@@ -264,6 +266,18 @@ def make_outer_optimizer(name: str, learning_rate: float, **options):
         raise ValueError(f"outer optimizer must be one of {sorted(OUTER_OPTIMIZERS)}, "
                          f"got {name!r}")
     return OUTER_OPTIMIZERS[name](learning_rate, **options)
+
+
+def optimizer_state_to_json(optimizer_state: dict) -> dict:
+    """An outer optimizer's state as JSON-ready lists (for `BackupAndRestore`)."""
+    return {key: value.tolist() if isinstance(value, np.ndarray) else value
+            for key, value in optimizer_state.items()}
+
+
+def optimizer_state_from_json(saved: dict) -> dict:
+    """The inverse of `optimizer_state_to_json`: lists back to float64 arrays, bit for bit."""
+    return {key: np.array(value, dtype=np.float64) if isinstance(value, list) else value
+            for key, value in saved.items()}
 
 
 def outer_step(optimizer, state: EstimatorState, optimizer_state: dict, gradient):

@@ -1,7 +1,6 @@
 """The influence-balancing script: a tiny run writes the plot and the table, and the estimators
 move the way the seed says they do (truncated ES up, away from θ*; ES-Single and PES down)."""
 
-import numpy as np
 import pytest
 
 from experiments import influence_balancing

@@ -4,15 +4,13 @@ A tiny Dense(8) classifier (`tests.helpers.models`); the switches are `Bernoulli
 hyperparameters the population's train step reads (the L2 penalty, the learning rate).
 """
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
 import popdescent as pd
 from popdescent.strategies import binary_estimators as be
-from tests.helpers.callbacks import Interrupt
+from tests.helpers.callbacks import assert_resumes_bit_for_bit
 from tests.helpers.models import fast_model, toy_problem
 
 SWITCHES = {"l2": pd.Bernoulli(0.0, 0.5), "learning_rate": pd.Bernoulli(1e-3, 3e-2)}
@@ -132,7 +130,7 @@ def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(estimator, probl
     """θ, the outer optimizer's state, each member's switches and ε, and the generator."""
     x, y, x_val, y_val = problem
 
-    def run(directory, extra=()):
+    def run(directory, extra):
         pop = population()
         strategy = pd.BernoulliPolicy(estimator, outer_optimizer="adam", learning_rate=0.5,
                                       sigma=0.7, cv_batch_size=32, seed=4)
@@ -140,11 +138,4 @@ def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(estimator, probl
                 verbose=0, callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
         return pop, strategy
 
-    reference, reference_strategy = run(tmp_path / "reference")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "run", extra=[Interrupt(2)])
-    resumed, strategy = run(tmp_path / "run")
-    assert [keras.ops.convert_to_numpy(v).tobytes() for v in resumed.state_variables()] == \
-        [keras.ops.convert_to_numpy(v).tobytes() for v in reference.state_variables()]
-    assert json.dumps(strategy.get_state()) == json.dumps(reference_strategy.get_state())
-    assert resumed.lineage == reference.lineage
+    assert_resumes_bit_for_bit(run, tmp_path)

@@ -11,7 +11,7 @@ import pytest
 
 import popdescent as pd
 from popdescent.strategies.es import continuous_hyperparameters
-from tests.helpers.callbacks import Interrupt
+from tests.helpers.callbacks import assert_resumes_bit_for_bit
 from tests.helpers.models import make_model, toy_problem
 
 SIZE = 4
@@ -154,21 +154,14 @@ def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_pat
     """θ, the outer optimizer's state, each particle's ε and PES's sums survive a crash."""
     x, y, x_val, y_val = problem
 
-    def run(directory, extra=()):
+    def run(directory, extra):
         pop = population()
         strategy = pd.EvolutionStrategies("pes", sigma=0.2, horizon=3, cv_batch_size=32, seed=2)
         pop.fit(x, y, batch_size=16, epochs=5, steps_per_epoch=3, validation_data=(x_val, y_val),
                 verbose=0, callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
         return pop, strategy
 
-    reference, reference_strategy = run(tmp_path / "reference")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "run", extra=[Interrupt(2)])
-    resumed, strategy = run(tmp_path / "run")
-    assert [keras.ops.convert_to_numpy(v).tobytes() for v in resumed.state_variables()] == \
-        [keras.ops.convert_to_numpy(v).tobytes() for v in reference.state_variables()]
-    assert json.dumps(strategy.get_state()) == json.dumps(reference_strategy.get_state())
-    assert resumed.lineage == reference.lineage
+    assert_resumes_bit_for_bit(run, tmp_path)
 
 
 def _member_weights(pop):
