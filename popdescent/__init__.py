@@ -19,6 +19,7 @@ from popdescent.hyperparameters import (
     Prior,
     Uniform,
 )
+from popdescent.member_board import MemberBoard
 from popdescent.population import Population, load_population
 from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import (
@@ -45,6 +46,7 @@ __all__ = [
     "Population",
     "load_population",
     "BackupAndRestore",
+    "MemberBoard",
     "PopDescent",
     "PBT",
     "EvolutionStrategies",
