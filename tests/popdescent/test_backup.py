@@ -123,25 +123,59 @@ def test_interrupted_fit_resumes_in_process_and_ignores_a_stray_partial_file(dat
     assert not (tmp_path / "run").exists()
 
 
-def fit_pipeline(pop, data, directory, extra=()):
-    """Four iterations of 3 steps on a tf.data pipeline of 4 batches per pass, reshuffled by
-    a seeded shuffle on every pass: resuming must re-read it and skip across pass ends."""
+class ShuffledBatches(keras.utils.PyDataset):
+    """4 batches of 16, in an order a pure function of (seed, pass), as a user would seed it."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        order = np.random.default_rng([3, index // 4]).permutation(len(self.x))
+        rows = order[(index % 4) * 16:(index % 4 + 1) * 16]
+        return self.x[rows], self.y[rows]
+
+
+def seeded_generator(x, y):
+    """An endless generator whose passes are seeded shuffles: a fresh one replays them."""
+    for epoch in range(10**6):
+        order = np.random.default_rng([3, epoch]).permutation(len(x))
+        for start in range(0, 64, 16):
+            rows = order[start:start + 16]
+            yield x[rows], y[rows]
+
+
+PIPELINES = {
+    "tf.data": lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        len(x), seed=3).batch(16),
+    "generator": seeded_generator,
+    "PyDataset": ShuffledBatches,
+}
+
+
+def fit_pipeline(kind, pop, data, directory, extra=()):
+    """Four iterations of 3 steps on a pipeline of 4 batches per pass, reshuffled by a seeded
+    shuffle on every pass: resuming must re-read it and skip across pass ends."""
     x, y, x_val, y_val = data
-    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=3).batch(16)
     strategy = pd.PopDescent(elites=1, cv_batch_size=16)
-    pop.fit(pipeline, epochs=4, steps_per_epoch=3, verbose=0, validation_data=(x_val, y_val),
+    pop.fit(PIPELINES[kind](x[:64], y[:64]), epochs=4, steps_per_epoch=3, verbose=0,
+            validation_data=(x_val, y_val),
             callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
     return strategy
 
 
-def test_interrupted_fit_on_a_tf_data_pipeline_resumes_bit_identical(data, tmp_path):
+@pytest.mark.parametrize("kind", sorted(PIPELINES))
+def test_interrupted_fit_on_a_pipeline_resumes_bit_identical(kind, data, tmp_path):
     reference = pd.Population(make_model(), size=3, seed=5)
-    reference_strategy = fit_pipeline(reference, data, tmp_path / "reference")
+    reference_strategy = fit_pipeline(kind, reference, data, tmp_path / "reference")
     pop = pd.Population(make_model(), size=3, seed=5)
     with pytest.raises(KeyboardInterrupt):
-        fit_pipeline(pop, data, tmp_path / "run", extra=[Interrupt(2)])
+        fit_pipeline(kind, pop, data, tmp_path / "run", extra=[Interrupt(2)])
     fresh = pd.Population(make_model(), size=3, seed=5)
-    strategy = fit_pipeline(fresh, data, tmp_path / "run")
+    strategy = fit_pipeline(kind, fresh, data, tmp_path / "run")
     assert state_bytes(fresh) == state_bytes(reference)
     assert fresh.lineage == reference.lineage
     assert strategy.rng.bit_generator.state == reference_strategy.rng.bit_generator.state
