@@ -8,6 +8,7 @@ the budget's member-steps, in iterations of a quarter of the budget's `steps_per
 (so there are a few selections before the first shrink); the members' rates follow
 `BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 10 % and 30 % of the budget; the
 compiled-rate member is protected until the last rung; stuck members are rescued.
+`options["rungs"]` replaces the default rungs (e.g. `[[0.05, 2], [0.2, 1]]`).
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the member the run would return.
@@ -82,8 +83,11 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         build, size=budget.population_size, hyperparameters=hyperparameters, seed=context.seed,
         l2_layers=[HIDDEN_DENSE_NAME] if "l2" in hyperparameters else None)
     initial = population.hyperparameter_values()
+    # options["rungs"]: (progress, members kept) pairs instead of the default 5 -> 2 -> 1 at
+    # 10 % and 30 % (PopDescent checks them before training).
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
-                          budget_aware=True, range_test=range_test)
+                          budget_aware=True, range_test=range_test,
+                          rungs=context.options.get("rungs"))
     steps = max(1, budget.steps_per_iteration // ITERATION_SHARE)
     iterations = strategy.planned_iterations(budget.member_steps, budget.population_size, steps)
     curve = SparseCurve(data, budget.cv_batch_size, started,
