@@ -55,13 +55,14 @@ class SparseCurve(BestMemberCurve):
 
 
 def run(context: MethodContext) -> MethodResult:
-    """Trains a budget-aware PopDescent population; returns its surviving member."""
+    """Trains a budget-aware PopDescent population without the range test
+    (`range_test=False`); returns its surviving member."""
     return _run(context, range_test=False)
 
 
 def run_with_range_test(context: MethodContext) -> MethodResult:
     """`run` with the learning-rate range test in the first iteration
-    (`popdescent-budget-rt`): for a user whose range may be far off."""
+    (`popdescent-budget-rt`): the library's default, `PopDescent(budget_aware=True)`."""
     return _run(context, range_test=True)
 
 

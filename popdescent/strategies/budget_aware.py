@@ -135,7 +135,7 @@ class BudgetAwareness:
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000, range_test=False):
+                 rung_samples=10_000, range_test=None):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -145,7 +145,8 @@ class BudgetAwareness:
         self.rescue_after = None if rescue_after is None else check_integer(
             "rescue_after", rescue_after, minimum=1)
         self.rung_samples = check_integer("rung_samples", rung_samples, minimum=1)
-        self.range_test = bool(range_test)
+        # None: decided at the start of training (on when the learning rate is tuned).
+        self.range_test = None if range_test is None else bool(range_test)
         self.range_test_pending = self.range_test
         self.rescue = RescueTracker()
         self.shrunk = False
@@ -197,6 +198,8 @@ class BudgetAwareness:
             compiled = population.live_hyperparameters.compiled_learning_rates[0]
             if compiled is not None and "learning_rate" in population.priors:
                 population.set_hyperparameters(0, {"learning_rate": compiled})
+        if self.range_test_pending is None:  # the default: only where there is a rate to test
+            self.range_test_pending = fresh and "learning_rate" in population.priors
         if fresh and self.range_test_pending:
             if "learning_rate" not in population.priors:
                 raise ValueError("range_test needs the learning rate among the population's "

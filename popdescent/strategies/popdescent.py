@@ -139,8 +139,11 @@ class PopDescent(PopulationStrategy):
         range_test: with `budget_aware`, spend the first iteration on a learning-rate range
             test: every member but the protected one trains at rates log-spaced over the
             learning-rate prior's bounds, then restarts from its initial weights with a rate
-            in the decade below the fastest learner's (the steps count in the budget). For a
-            user whose range may be far off; default False.
+            in the decade below the fastest learner's (the steps count in the budget). None
+            (the default) runs it whenever the population tunes the learning rate: over three
+            seeds it rescued ranges 100x too small or too large and cost nothing in a good
+            range (docs/budget_aware.md); False never, True always (an error without a
+            learning-rate hyperparameter).
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -168,7 +171,7 @@ class PopDescent(PopulationStrategy):
         protect_compiled=True,
         rescue_after=2,
         rung_samples=10_000,
-        range_test=False,
+        range_test=None,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -208,7 +211,7 @@ class PopDescent(PopulationStrategy):
     def needs_initial_weights(self) -> bool:
         """Whether `fit` must keep the initial weights (for the rescue and the range test)."""
         return self.budget is not None and (self.budget.rescue_after is not None
-                                            or self.budget.range_test)
+                                            or self.budget.range_test is not False)
 
     def planned_iterations(self, member_steps, size, steps_per_epoch):
         """Iterations `fit(member_steps=...)` runs: the shrinks change the size (None: the

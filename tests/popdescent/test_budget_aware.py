@@ -25,7 +25,10 @@ def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None)
 
 
 def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs):
+    """Budget-aware fit; the range test stays off unless a test asks for it, so that each
+    test sees the mechanism it is about."""
     x, y, x_val, y_val = problem
+    kwargs.setdefault("range_test", False)
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, **kwargs)
     history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=steps,
                       validation_data=(x_val, y_val), verbose=0,
@@ -122,7 +125,7 @@ def test_a_shrink_keeps_the_members_fittest_on_all_validation_data_and_says_who_
     x, y, x_val, y_val = problem
     observed = ValidationLosses(x_val, y_val)
     strategy = pd.PopDescent(elites=2, cv_batch_size=1, budget_aware=True,
-                             protect_compiled=False)
+                             protect_compiled=False, range_test=False)
     pop.fit(x, y, batch_size=16, member_steps=400, steps_per_epoch=4,
             validation_data=(x_val, y_val), verbose=0, callbacks=[observed, strategy])
     shrinks = [entry for entry in pop.lineage if "kept" in entry]
@@ -242,6 +245,26 @@ def test_the_range_test_restarts_members_in_the_decade_below_the_fastest_learner
         assert fastest / 10 * (1 - 1e-5) <= first[i]["hyperparameters"]["learning_rate"] \
             <= fastest * (1 + 1e-5)
     assert pop.gradient_steps == 400
+
+
+def test_the_range_test_is_the_default_where_the_learning_rate_is_tuned(problem):
+    x, y, x_val, y_val = problem
+    pop = population(low=1e-6, high=1e-5, bounds=(1e-6, 1.0))
+    pop.fit(x, y, batch_size=16, member_steps=400, steps_per_epoch=4,
+            validation_data=(x_val, y_val), verbose=0,
+            callbacks=[pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True)])
+    start = [pop.lineage_start["members"][i]["learning_rate"] for i in range(1, 5)]
+    np.testing.assert_allclose(start, np.geomspace(1e-6, 1.0, 4), rtol=1e-5)
+    assert all(m.get("restarted") for m in pop.lineage[0]["members"][1:])
+
+    # Without a learning-rate hyperparameter there is nothing to test: no error, no restart.
+    l2_only = pd.Population(fast_model(), size=3, seed=0,
+                            hyperparameters={"l2": pd.LogUniform(1e-6, 1e-3)})
+    l2_only.fit(x, y, batch_size=16, member_steps=60, steps_per_epoch=4,
+                validation_data=(x_val, y_val), verbose=0,
+                callbacks=[pd.PopDescent(elites=1, cv_batch_size=32, budget_aware=True)])
+    assert not any(m.get("restarted") for m in l2_only.lineage[0]["members"])
+    assert l2_only.gradient_steps == 60
 
 
 def test_rescue_leaves_a_healthy_population_alone(problem):
