@@ -25,6 +25,7 @@ import time
 import keras
 
 from experiments.core.models import build_model, paper_loss
+from experiments.core.records import atomic_write_text
 from popdescent import LogUniform, PopDescent, Population
 from popdescent.datasets import load_dataset
 
@@ -176,8 +177,7 @@ def main(argv=None):
         print(f"{name:<12} {member_steps:>12} {seconds:>9.1f} "
               f"{member_steps / seconds:>9.1f} {loss:>9.4f}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(result, file, indent=2)
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return result
 
 
