@@ -146,6 +146,9 @@ class BudgetAwareness:
             "rescue_after", rescue_after, minimum=1)
         self.rung_samples = check_integer("rung_samples", rung_samples, minimum=1)
         # None: decided at the start of training (on when the learning rate is tuned).
+        if range_test not in (None, True, False):
+            raise ValueError(f"range_test must be None (auto), True or False, got "
+                             f"{range_test!r}")
         self.range_test = None if range_test is None else bool(range_test)
         self.range_test_pending = self.range_test
         self.rescue = RescueTracker()

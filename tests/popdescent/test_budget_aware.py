@@ -90,6 +90,12 @@ def test_bad_rescue_and_rung_arguments_are_refused_naming_them(argument):
         pd.PopDescent(budget_aware=True, **argument)
 
 
+def test_a_range_test_that_is_not_a_switch_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"range_test must be None \(auto\), True or False, "
+                                         r"got 'yes'"):
+        pd.PopDescent(budget_aware=True, range_test="yes")
+
+
 @pytest.mark.parametrize("argument", [{"rungs": [(0.5, 1)]}, {"range_test": True}])
 def test_budget_aware_arguments_without_budget_aware_are_refused(argument):
     with pytest.raises(ValueError, match="budget_aware=True"):
