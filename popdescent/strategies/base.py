@@ -156,6 +156,18 @@ class PopulationStrategy(keras.callbacks.Callback):
             population.fitness[np.asarray(replaced, dtype=int)] = np.nan
         self._record(population, epoch, fitness, replaced, parents, logs)
 
+    @staticmethod
+    def losses_with_diverged_as_worst(population) -> np.ndarray:
+        """The members' losses on the last fitness batch, a diverged member's counted as the
+        worst finite loss: a gradient estimate then weighs against what that member tried
+        instead of failing the run. Raises when no member has a finite loss."""
+        losses = np.asarray(population.last_losses, dtype=np.float64).copy()
+        bad = ~np.isfinite(losses) | population.nonfinite
+        if bad.all():
+            raise FloatingPointError("every member's loss is non-finite: no estimate to form")
+        losses[bad] = losses[~bad].max()
+        return losses
+
     def _replace_nonfinite(self, population, fitness, replaced, parents):
         """A non-finite member the strategy kept (say, more diverged members than it
         replaces) is overwritten by a copy of a fitness-weighted draw, so it never survives."""

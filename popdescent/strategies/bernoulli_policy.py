@@ -101,13 +101,7 @@ class BernoulliPolicy(PopulationStrategy):
                 name: priors[name].value(bool(on)) for name, on in zip(self.names, switches)})
 
     def evolve(self, population, fitness, rng):
-        losses = np.asarray(population.last_losses, dtype=np.float64).copy()
-        bad = ~np.isfinite(losses) | population.nonfinite
-        if bad.all():
-            raise FloatingPointError("every member's loss is non-finite: no estimate to form")
-        # A diverged member counts as the worst loss seen this unroll: its switches then
-        # weigh against themselves instead of failing the run.
-        losses[bad] = losses[~bad].max()
+        losses = self.losses_with_diverged_as_worst(population)
         gradient = be.estimate_gradient(self.estimator, self.state, -losses, self.sigma)
         # The outer optimizers minimise: they descend -ĝ, which climbs the reward.
         theta, self.optimizer_state = self.optimizer.update(-gradient, self.optimizer_state,

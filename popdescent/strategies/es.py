@@ -152,13 +152,7 @@ class EvolutionStrategies(PopulationStrategy):
         return np.clip(theta, low, high)
 
     def evolve(self, population, fitness, rng):
-        losses = np.asarray(population.last_losses, dtype=np.float64).copy()
-        bad = ~np.isfinite(losses) | population.nonfinite
-        if bad.all():
-            raise FloatingPointError("every member's loss is non-finite: no estimate to form")
-        # A diverged particle counts as the worst loss seen this unroll: the estimate then
-        # points away from its perturbation instead of failing the run.
-        losses[bad] = losses[~bad].max()
+        losses = self.losses_with_diverged_as_worst(population)
         gradient = ge.estimate_gradient(self.estimator, self.state, losses)
         state, self.optimizer_state = ge.outer_step(self.optimizer, self.state,
                                                     self.optimizer_state, gradient)
