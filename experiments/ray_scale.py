@@ -150,7 +150,11 @@ def main(argv=None):
     budget = MEMBERS * steps * reports
     island_reports = math.ceil(budget / (ISLANDS * ISLAND_SIZE * steps))
     storage = args.storage or tempfile.mkdtemp(prefix="ray_scale-")
+    # The machine's 5-minute load average as each method ends: speeds measured beside other
+    # work are only comparable when the loads are alike.
+    loads = {}
     rows = {"in_process": in_process(build, splits, steps, reports, args.seed)}
+    loads["in_process"] = os.getloadavg()[1]
     # Workers import `experiments` from this clone; each runs TensorFlow on one thread, so
     # `cpus` concurrent trials share `cpus` cores (the in-process run uses them all).
     # A Ray session already running (a test suite's, a notebook's) is used as it is.
@@ -162,20 +166,23 @@ def main(argv=None):
                                            "TF_CPP_MIN_LOG_LEVEL": "3"}})
     try:
         rows["scheduler"] = scheduler_trials(build, splits, steps, reports, args.seed, storage)
+        loads["scheduler"] = os.getloadavg()[1]
         rows["islands"] = islands(build, splits, steps, island_reports, args.seed, storage)
+        loads["islands"] = os.getloadavg()[1]
     finally:
         if started:
             ray.shutdown()
     result = {"scale": args.scale, "model": args.model, "budget": budget, "cpus": args.cpus,
               "steps_per_report": steps, "methods": {}}
     print(f"budget {budget} member-steps, {steps} steps per report, {args.cpus} CPUs")
-    print(f"{'method':<12} {'member-steps':>12} {'seconds':>9} {'steps/s':>9} {'test loss':>9}")
+    print(f"{'method':<12} {'member-steps':>12} {'seconds':>9} {'steps/s':>9} {'test loss':>9}"
+          f" {'load (5 min)':>12}")
     for name, (member_steps, seconds, loss) in rows.items():
         result["methods"][name] = {"member_steps": int(member_steps), "seconds": seconds,
                                    "member_steps_per_second": member_steps / seconds,
-                                   "test_loss": loss}
+                                   "test_loss": loss, "load_average_5min": loads[name]}
         print(f"{name:<12} {member_steps:>12} {seconds:>9.1f} "
-              f"{member_steps / seconds:>9.1f} {loss:>9.4f}")
+              f"{member_steps / seconds:>9.1f} {loss:>9.4f} {loads[name]:>12.1f}")
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2))
     return result
