@@ -12,12 +12,19 @@ from popdescent.ray.model_state import load_weights
 
 class CheckpointRecorder(tune.Callback):
     """Keeps what each checkpoint held when Ray registered it, per trial and in order: its
-    weights (`keras_trainable`'s format) or, with `copy`, a copy of its directory."""
+    weights (`keras_trainable`'s format) or, with `copy`, a copy of its directory; and each
+    trial's results as the driver received them (`results[trial_id]`, in order).
+
+    The results are taken here rather than from `Result.metrics_dataframe`: that frame is read
+    back from the trial's files after the run and has missed a row of a restarted trial."""
 
     def __init__(self, copy=False):
         self.copy = copy
-        self.weights, self.copies = {}, {}
+        self.weights, self.copies, self.results = {}, {}, {}
         self._directory = tempfile.mkdtemp(prefix="checkpoint-copies-")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results.setdefault(trial.trial_id, []).append(dict(result))
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         if self.copy:

@@ -53,7 +53,7 @@ def island_run(ray_session, tmp_path_factory):
                           "islands", num_samples=2, reports=3, callbacks=[recorder])
     with open(os.path.join(grid.experiment_path, LINEAGE_FILE), encoding="utf-8") as file:
         records = [json.loads(line) for line in file]
-    return grid, records, recorder.copies
+    return grid, records, recorder
 
 
 def members(directory):
@@ -65,7 +65,8 @@ def same(a, b):
 
 
 def test_islands_migrate_only_at_the_stated_interval(island_run):
-    grid, records, copies = island_run
+    grid, records, recorder = island_run
+    copies = recorder.copies
     assert [result.error for result in grid] == [None, None]
     assert [record["iteration"] for record in records] == [2]
     for island in copies:
@@ -74,26 +75,25 @@ def test_islands_migrate_only_at_the_stated_interval(island_run):
 
 
 def test_two_islands_exchange_their_best_member_into_their_weakest_slot(island_run):
-    grid, records, copies = island_run
+    _, records, recorder = island_run
+    copies = recorder.copies
     migrations = records[0]["migrations"]
     assert {m["island"] for m in migrations} == set(copies)
     for migration in migrations:
         island, source = migration["island"], migration["source"]
         before, after = members(copies[island][1]), members(copies[island][2])
         migrant = members(copies[source][1])[migration["member"]]
-        assert migration["member"] == int(np.argmin(grid_losses(grid, source)))
-        assert migration["slot"] == int(np.argmax(grid_losses(grid, island)))
+        assert migration["member"] == int(np.argmin(reported_losses(recorder, source)))
+        assert migration["slot"] == int(np.argmax(reported_losses(recorder, island)))
         assert same(after[migration["slot"]], migrant)
         kept = [m for m in range(3) if m != migration["slot"]]
         assert all(same(after[m], before[m]) for m in kept)
 
 
-def grid_losses(grid, trial_id):
+def reported_losses(recorder, trial_id):
     """The member losses `trial_id` reported at its second report (the migration's)."""
-    result = next(r for r in grid if r.metrics["trial_id"] == trial_id)
-    history = result.metrics_dataframe
-    return [float(v) for v in
-            history[history["training_iteration"] == 2]["member_losses"].iloc[0]]
+    result = next(r for r in recorder.results[trial_id] if r["training_iteration"] == 2)
+    return [float(v) for v in result["member_losses"]]
 
 
 def test_every_member_step_of_each_island_is_counted(island_run):
