@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zlib
 
+import keras
 import numpy as np
 from ray import tune
 
 from popdescent.backup import BACKUP_FILE, BackupAndRestore, read_backup
 from popdescent.population import Population
 from popdescent.ray.barrier import SynchronousSelection
+from popdescent.ray.trainable import trial_seed
 from popdescent.strategies.popdescent import PopDescent
 from popdescent.validation import check_integer
 
@@ -152,9 +153,9 @@ def train_island(config, build, data, size, hyperparameters, strategy, steps_per
                  batch_size, seed):
     """The body of one island trial (see `island_trainable`)."""
     x, y, x_val, y_val = data
-    trial_id = tune.get_context().get_trial_id() or "local"
+    keras.utils.set_random_seed(trial_seed(seed))
     population = Population(build(config), size=size, hyperparameters=hyperparameters,
-                            seed=zlib.crc32(f"{seed}/{trial_id}".encode()))
+                            seed=trial_seed(seed))
     with tempfile.TemporaryDirectory() as directory:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:

@@ -69,7 +69,10 @@ class PopDescentScheduler(SynchronousSelection):
         every: reports between two selections. Default 1.
         fitness: maps the array of metric values to fitness in [0, 1]. Default: 2 / (2 + loss)
             for mode "min"; the metric itself (which must lie in [0, 1]) for mode "max".
-        seed: seed of the scheduler's draws.
+        seed: seed of the scheduler's draws (None: a fresh one, kept with the scheduler).
+            A selection's draws come from (seed, the report it happens at), not from a
+            generator carried along: `Tuner.restore` brings the scheduler back as it was made,
+            and a resumed run then decides as the uninterrupted one would have.
         time_attr: the result field counting reports. Default "training_iteration".
 
     Example:
@@ -105,7 +108,8 @@ class PopDescentScheduler(SynchronousSelection):
         if fitness is not None and not callable(fitness):
             raise ValueError(f"fitness must be a callable or None, got {fitness!r}")
         self.fitness_function = fitness
-        self.rng = np.random.default_rng(seed)
+        self.seed = np.random.SeedSequence(seed).entropy
+        self.rng = np.random.default_rng(self.seed)
         super().__init__(metric=metric, mode=mode, every=every, time_attr=time_attr)
 
     def check_size(self, size):
@@ -140,9 +144,11 @@ class PopDescentScheduler(SynchronousSelection):
     def select(self, tune_controller, trials):
         """Plans with `plan_replacement` and restarts each replaced trial from its parent."""
         fitness = self.fitness([self.result_of(t)[self._metric] for t in trials])
-        plan = plan_replacement(fitness, min(self.elites, len(trials) - 1), self.rng)
+        iteration = int(self.result_of(trials[0])[self._time_attr])
+        rng = np.random.default_rng([self.seed, iteration])
+        plan = plan_replacement(fitness, min(self.elites, len(trials) - 1), rng)
         record = {
-            "iteration": int(self.result_of(trials[0])[self._time_attr]),
+            "iteration": iteration,
             "fitness": {t.trial_id: float(f) for t, f in zip(trials, fitness)},
             "elites": [trials[i].trial_id for i in plan.elites],
             "replaced": [],
@@ -154,7 +160,7 @@ class PopDescentScheduler(SynchronousSelection):
             trial, source = trials[int(slot)], trials[int(parent)]
             values = mutate_hyperparameters(
                 self.priors, {name: configs[source][name] for name in self.priors}, magnitude,
-                self.hyperparameter_noise, self.hyperparameter_noise_base, self.rng)
+                self.hyperparameter_noise, self.hyperparameter_noise_base, rng)
             restore = {
                 "weight_noise": self.weight_noise * float(magnitude),
                 "seed": int(seed),

@@ -59,11 +59,20 @@ def restore_trial(model, directory, config) -> dict:
     return counters
 
 
+def trial_seed(seed: int) -> int:
+    """The seed of the running trial: `seed` with the trial's number in its experiment.
+
+    Ray's trial ids are "<experiment hash>_<number>"; the hash is drawn anew for every
+    experiment, so only the number is used: the same experiment run twice starts each trial
+    from the same weights (and a restored trial keeps its id, so its seed)."""
+    trial_id = tune.get_context().get_trial_id() or "local"
+    return zlib.crc32(f"{seed}/{trial_id.rsplit('_', 1)[-1]}".encode())
+
+
 def train_trial(config, build, data, steps_per_report, batch_size, seed):
     """The body of one trial (see `keras_trainable`)."""
     (x, y, x_val, y_val) = data
-    trial_id = tune.get_context().get_trial_id() or "local"
-    keras.utils.set_random_seed(zlib.crc32(f"{seed}/{trial_id}".encode()))
+    keras.utils.set_random_seed(trial_seed(seed))
     model = build(config)
     check_compiled_model(model, "build(config)")
     if not model.optimizer.built:

@@ -199,3 +199,25 @@ def test_an_interrupted_experiment_resumes_with_tuner_restore(ray_session, tmp_p
     assert [result.error for result in grid] == [None] * 3
     assert [result.metrics["training_iteration"] for result in grid] == [4] * 3
     assert [result.metrics["member_steps"] for result in grid] == [4 * STEPS] * 3
+    # The resumed run decides every selection as an uninterrupted one does (Tune restores the
+    # scheduler as it was made, so its draws must not depend on the selections before).
+    uninterrupted = run_experiment(trainable(), scheduler(elites=1), tmp_path, "whole",
+                                   num_samples=3, reports=4)
+    assert decisions(lineage(grid)) == decisions(lineage(uninterrupted))
+
+
+def decisions(records):
+    """{iteration: (elites, replacements)} with trials named by their index in the experiment;
+    a selection repeated after the resume counts once, as it was last decided."""
+    def index(trial_id):
+        return int(trial_id.rsplit("_", 1)[-1])
+
+    return {
+        record["iteration"]: (
+            sorted(index(t) for t in record["elites"]),
+            sorted((index(r["trial"]), index(r["parent"]), r["seed"],
+                    round(r["hyperparameters"]["learning_rate"], 15))
+                   for r in record["replaced"]),
+        )
+        for record in records
+    }
