@@ -14,6 +14,7 @@ method would return against member-steps (mean over seeds), with the final test 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import pathlib
 import sys
@@ -61,9 +62,25 @@ def _cell(records, method):
     return f"{mean_std([v for _, v in values])} (n={len(values)}: {seeds})"
 
 
-def load(results, robustness, scale):
-    """{(dataset, range): [records]} at `scale`."""
+def variant_name(record) -> str:
+    """A record's method, with its options when it ran with some (`--option`): variants of a
+    method are rows of their own, never averaged with the method's default runs."""
+    options = record.get("options") or {}
+    if not options:
+        return record["method"]
+    return record["method"] + " " + ", ".join(
+        f"{name}={json.dumps(value)}" for name, value in sorted(options.items()))
+
+
+def load(results, robustness, scale, variants=None):
+    """{(dataset, range): [records]} at `scale`; the records of `variants` (paper range, a
+    budget-aware method run with options) join the paper range under `variant_name`."""
     groups = {}
+    if variants is not None and (pathlib.Path(variants) / "records.jsonl").exists():
+        for record in latest_records(pathlib.Path(variants)):
+            if record.get("scale") == scale and record["method"] in BUDGET_AWARE:
+                record = {**record, "method": variant_name(record)}
+                groups.setdefault((record["dataset"], "paper"), []).append(record)
     sources = [("paper", pathlib.Path(results))] + [
         (name, pathlib.Path(robustness) / name) for name in RANGES[1:]]
     for range_name, path in sources:
@@ -74,6 +91,18 @@ def load(results, robustness, scale):
                 groups.setdefault((record["dataset"], range_name), []).append(record)
     # The robustness study's own paper-range runs count for the paper column too.
     return groups
+
+
+def budget_aware_methods(records) -> list:
+    """The budget-aware methods among `records`: the two modes, then any variants."""
+    variants = sorted({r["method"] for r in records} - set(METHODS)
+                      - {"adam", "adam-decay"})
+    return list(BUDGET_AWARE) + [v for v in variants
+                                 if v.split(" ", 1)[0] in BUDGET_AWARE]
+
+
+def _label(method) -> str:
+    return LABELS.get(method, f"{method} (variant)")
 
 
 def _mean(records, method):
@@ -89,12 +118,12 @@ def targets(groups, dataset) -> list:
     paper = groups.get((dataset, "paper"), [])
     singles = [v for v in (_mean(paper, "adam"), _mean(paper, "adam-decay")) if math.isfinite(v)]
     single = min(singles) if singles else math.nan
-    own_paper = {variant: _mean(paper, variant) for variant in BUDGET_AWARE}
-    for variant in BUDGET_AWARE:
+    own_paper = {variant: _mean(paper, variant) for variant in budget_aware_methods(paper)}
+    for variant in own_paper:
         ours = own_paper[variant]
         if not (math.isfinite(ours) and math.isfinite(single)):
             continue
-        label = LABELS[variant].strip("*")
+        label = _label(variant).strip("*")
         lines.append(f"- paper range, {label}: {ours:.3f} vs the better single run "
                      f"{single:.3f}: {'met' if ours <= single else 'missed'}"
                      f" ({ours - single:+.3f})")
@@ -125,14 +154,31 @@ def targets(groups, dataset) -> list:
     return lines
 
 
+def single_run_at(groups, dataset, seed, steps) -> float:
+    """The validation loss the constant-rate Adam run of `seed` (paper range) had after
+    `steps` of its own steps, interpolated on its curve; NaN without that run."""
+    for record in groups.get((dataset, "paper"), []):
+        if record["method"] == "adam" and record["seed"] == seed and record.get("curve"):
+            curve = np.asarray(record["curve"], dtype=np.float64)
+            if curve[0, 0] <= steps <= curve[-1, 0]:
+                return float(np.interp(steps, curve[:, 0], curve[:, 1]))
+    return math.nan
+
+
 def choices(groups, dataset) -> list:
-    """What each budget-aware run chose: lines of a table."""
+    """What each budget-aware run chose, lines of a table. The two last columns show the cost
+    of depth: the returned member's validation loss beside the constant-rate Adam run's
+    after as many of its own steps."""
     lines = ["| range | method | seed | test loss | returned member (origin) | its base rate | "
-             "own steps | restarts | code |", "|---|---|---|---|---|---|---|---|---|"]
+             "own steps | restarts | code | validation loss | Adam's at those own steps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for range_name in RANGES:
-        for record in sorted(groups.get((dataset, range_name), []),
-                             key=lambda r: (r["method"], r["seed"])):
-            if record["method"] not in BUDGET_AWARE or record.get("failed"):
+        records = groups.get((dataset, range_name), [])
+        methods = budget_aware_methods(records)
+        for record in sorted(records, key=lambda r: (methods.index(r["method"])
+                                                      if r["method"] in methods else -1,
+                                                      r["seed"])):
+            if record["method"] not in methods or record.get("failed"):
                 continue
             details = record["details"]
             origin = details["best_member_origin"]
@@ -142,7 +188,8 @@ def choices(groups, dataset) -> list:
                 f"{record['test_loss']:.3f} | {label} | "
                 f"{details['hyperparameters']['learning_rate']:.2e} | "
                 f"{details['own_gradient_steps']} | {details['restarts']} | "
-                f"{record.get('git_commit', '')[:7]} |")
+                f"{record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
+                f"{single_run_at(groups, dataset, record['seed'], details['own_gradient_steps']):.3f} |")
     return lines
 
 
@@ -158,11 +205,15 @@ def write_markdown(groups, path, scale) -> str:
         lines += [f"## {DATASET_NAMES.get(dataset, dataset)}", "",
                   "| method | " + " | ".join(RANGE_LABELS[r] for r in RANGES) + " |",
                   "|---|" + "---|" * len(RANGES)]
-        for method in METHODS:
+        present = {r["method"] for key, records in groups.items() if key[0] == dataset
+                   for r in records}
+        variants = [m for m in budget_aware_methods([{"method": m} for m in present])
+                    if m not in METHODS]
+        for method in list(METHODS) + variants:
             cells = [_cell(groups.get((dataset, r), []), method) for r in RANGES]
             if all(cell == "not run" for cell in cells):
                 continue
-            lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
         lines += ["", "Targets of issue 19 (on the means):", ""] + (
             targets(groups, dataset) or ["- not enough runs yet"])
         lines += ["", "What the budget-aware runs returned:", ""] + choices(groups, dataset)
@@ -275,10 +326,12 @@ def main(argv=None) -> int:
     parser.add_argument("--robustness", default="results/robustness")
     parser.add_argument("--scale", default="quick")
     parser.add_argument("--docs", default="docs")
+    parser.add_argument("--variants", default="results/early_rungs",
+                        help="budget-aware runs with --option (rows of their own)")
     parser.add_argument("--sweep", default="results/lr_sweep",
                         help="single runs at fixed rates (benchmark --out DIR/<rate>)")
     args = parser.parse_args(argv)
-    groups = load(args.results, args.robustness, args.scale)
+    groups = load(args.results, args.robustness, args.scale, args.variants)
     docs = pathlib.Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     print(write_markdown(groups, docs / "budget_aware.md", args.scale))
