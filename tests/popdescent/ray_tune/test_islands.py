@@ -2,11 +2,14 @@
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="popdescent.ray needs Ray Tune: pip install -e '.[ray]'")
+
+from ray import tune  # noqa: E402
 
 import popdescent  # noqa: E402
 from popdescent.ray.barrier import LINEAGE_FILE  # noqa: E402
@@ -99,3 +102,48 @@ def reported_losses(recorder, trial_id):
 def test_every_member_step_of_each_island_is_counted(island_run):
     grid, _, _ = island_run
     assert [result.metrics["member_steps"] for result in grid] == [3 * 10 * 3] * 2
+
+
+class KillOnce(tune.Callback):
+    """SIGKILLs the worker process of the first island that reports `iteration`, once."""
+
+    def __init__(self, iteration):
+        self.iteration, self.killed = iteration, None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is None and result["training_iteration"] == self.iteration:
+            self.killed = trial.trial_id
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def final_members(grid):
+    """{trial number: the members' weights in its last checkpoint}."""
+    finals = {}
+    for result in grid:
+        with result.checkpoint.as_directory() as directory:
+            finals[int(result.metrics["trial_id"].rsplit("_", 1)[-1])] = members(directory)
+    return finals
+
+
+def test_a_killed_island_restarts_from_its_backup_and_ends_as_if_uninterrupted(
+        ray_session, tmp_path):
+    # Real learning rates: every step changes the weights, so a replayed or skipped step shows.
+    train, validation, _ = digits()
+
+    def run(name, callbacks):
+        trainable = island_trainable(
+            build_mlp, (train, validation), size=3,
+            hyperparameters={"learning_rate": popdescent.LogUniform(1e-3, 1e-2)},
+            popdescent={"elites": 2, "every": 1}, steps_per_report=10, batch_size=32)
+        return run_experiment(trainable, IslandMigration(every=2), tmp_path, name,
+                              num_samples=2, reports=3, callbacks=callbacks, max_failures=2)
+
+    killer = KillOnce(iteration=2)
+    killed = run("killed", [killer])
+    assert killer.killed is not None
+    assert [result.error for result in killed] == [None, None]
+    assert [result.metrics["member_steps"] for result in killed] == [3 * 10 * 3] * 2
+    whole = final_members(run("whole", []))
+    for number, weights in final_members(killed).items():
+        assert all(np.allclose(a, b, atol=1e-6) for member, other in zip(weights, whole[number])
+                   for a, b in zip(member, other))
