@@ -181,6 +181,7 @@ def choices(groups, dataset) -> list:
             if record["method"] not in methods or record.get("failed"):
                 continue
             details = record["details"]
+            own_steps = details["own_gradient_steps"]
             origin = details["best_member_origin"]
             label = f"{origin} (protected, compiled rate)" if origin == 0 else str(origin)
             lines.append(
@@ -189,7 +190,7 @@ def choices(groups, dataset) -> list:
                 f"{details['hyperparameters']['learning_rate']:.2e} | "
                 f"{details['own_gradient_steps']} | {details['restarts']} | "
                 f"{record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
-                f"{single_run_at(groups, dataset, record['seed'], details['own_gradient_steps']):.3f} |")
+                f"{single_run_at(groups, dataset, record['seed'], own_steps):.3f} |")
     return lines
 
 

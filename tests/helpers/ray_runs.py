@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import tempfile
 
 import numpy as np
@@ -34,6 +35,19 @@ class CheckpointRecorder(tune.Callback):
             copies.append(destination)
         else:
             self.weights.setdefault(trial.trial_id, []).append(load_weights(checkpoint.path))
+
+
+class KillOnce(tune.Callback):
+    """SIGKILLs the worker process of the first trial that reports `iteration`, once; the
+    killed trial's id is in `killed`."""
+
+    def __init__(self, iteration):
+        self.iteration, self.killed = iteration, None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is None and result["training_iteration"] == self.iteration:
+            self.killed = trial.trial_id
+            os.kill(result["pid"], signal.SIGKILL)
 
 
 def run_experiment(trainable, scheduler, path, name, num_samples=4, reports=4,

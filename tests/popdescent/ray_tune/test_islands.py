@@ -2,14 +2,11 @@
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="popdescent.ray needs Ray Tune: pip install -e '.[ray]'")
-
-from ray import tune  # noqa: E402
 
 import popdescent  # noqa: E402
 from popdescent.ray.barrier import LINEAGE_FILE  # noqa: E402
@@ -20,7 +17,7 @@ from popdescent.ray.islands import (  # noqa: E402
     read_member,
 )
 from tests.helpers.digits import build_mlp, digits  # noqa: E402
-from tests.helpers.ray_runs import CheckpointRecorder, run_experiment  # noqa: E402
+from tests.helpers.ray_runs import CheckpointRecorder, KillOnce, run_experiment  # noqa: E402
 
 # Dense(64->16) and Dense(16->10): kernel and bias each; Adam: iteration, learning rate and
 # two slots per weight.
@@ -102,18 +99,6 @@ def reported_losses(recorder, trial_id):
 def test_every_member_step_of_each_island_is_counted(island_run):
     grid, _, _ = island_run
     assert [result.metrics["member_steps"] for result in grid] == [3 * 10 * 3] * 2
-
-
-class KillOnce(tune.Callback):
-    """SIGKILLs the worker process of the first island that reports `iteration`, once."""
-
-    def __init__(self, iteration):
-        self.iteration, self.killed = iteration, None
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.killed is None and result["training_iteration"] == self.iteration:
-            self.killed = trial.trial_id
-            os.kill(result["pid"], signal.SIGKILL)
 
 
 def final_members(grid):

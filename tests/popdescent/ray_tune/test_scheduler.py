@@ -16,6 +16,7 @@ from popdescent.ray.barrier import LINEAGE_FILE  # noqa: E402
 from tests.helpers.digits import build_mlp, digits  # noqa: E402
 from tests.helpers.ray_runs import (  # noqa: E402
     CheckpointRecorder,
+    KillOnce,
     max_change,
     noise_std,
     run_experiment,
@@ -95,18 +96,6 @@ def test_mutated_hyperparameters_stay_within_bounds_and_reach_the_trial(selectio
         if result.metrics["trial_id"] in last:
             assert result.config["learning_rate"] == last[result.metrics["trial_id"]][
                 "learning_rate"]
-
-
-class KillOnce(tune.Callback):
-    """SIGKILLs the worker process of the first trial that reports `iteration`, once."""
-
-    def __init__(self, iteration):
-        self.iteration, self.killed = iteration, None
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.killed is None and result["training_iteration"] == self.iteration:
-            self.killed = trial.trial_id
-            os.kill(result["pid"], signal.SIGKILL)
 
 
 def test_a_killed_worker_restarts_and_every_trial_ends_with_uninterrupted_member_steps(
