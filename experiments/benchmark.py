@@ -26,7 +26,6 @@ with the lowest TEST loss reported, which is selection on test data.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -37,23 +36,13 @@ from experiments.core.contract import DATASETS, PAPER_SEEDS, SCALES, get_budget 
 from experiments.core.data import load_splits  # noqa: E402
 from experiments.core.records import RECORDS_FILE  # noqa: E402
 from experiments.core.runner import Job, run_jobs  # noqa: E402
-from experiments.core.validation import seed_argument  # noqa: E402
+from experiments.core.validation import option_argument, seed_argument  # noqa: E402
 from experiments.methods import METHODS, MethodNotAvailableError, get_method  # noqa: E402
 
 PROTOCOLS = ("honest", "paper")
 
 
 # --------------------------------------------------------------------------- command line
-def _option(text):
-    name, separator, value = text.partition("=")
-    if not separator or not name:
-        raise argparse.ArgumentTypeError(f"--option must look like NAME=VALUE, got {text!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m experiments.benchmark", description=__doc__.split("\n\n")[0]
@@ -79,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument("--protocol", choices=PROTOCOLS, default="honest",
                         help="honest (default); paper adds the reference code's test-selected "
                         "evaluation beside the honest one")
-    parser.add_argument("--option", type=_option, action="append", default=[],
+    parser.add_argument("--option", type=option_argument, action="append", default=[],
                         metavar="NAME=VALUE", help="method-specific option (JSON value)")
     parser.add_argument("--esgd-optimizer", choices=("adam", "sgd"), default=None,
                         help="ESGD's local optimizer: adam (default, like every method) or sgd "

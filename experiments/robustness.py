@@ -2,8 +2,8 @@
 
     python -m experiments.robustness --dataset fmnist cifar10 --seeds 5 15 24 \\
         --scale smoke|small [--method adam pbt ...] [--range too-small ...] \\
-        [--out results/robustness] [--docs DIR] [--data-dir D] [--model cnn|mlp] [--force] \\
-        [--quiet] [--render-only]
+        [--out results/robustness] [--docs DIR] [--data-dir D] [--model cnn|mlp] \\
+        [--option NAME=VALUE ...] [--force] [--quiet] [--render-only]
 
 Ranges (`RANGES`): too small [1e-6, 1e-5], too large [0.05, 0.5] and the paper's [1e-4, 1e-2].
 Each method gets the range through `MethodContext.options["lr_range"]` and honours it: `adam`
@@ -37,7 +37,7 @@ from experiments.core.contract import DATASETS, MODELS, SCALES, get_budget  # no
 from experiments.core.data import load_splits  # noqa: E402
 from experiments.core.records import RECORDS_FILE, read_records, record_key  # noqa: E402
 from experiments.core.runner import Job, run_jobs  # noqa: E402
-from experiments.core.validation import seed_argument  # noqa: E402
+from experiments.core.validation import option_argument, seed_argument  # noqa: E402
 from experiments.methods import get_method  # noqa: E402
 from experiments.reports import robustness as robustness_report  # noqa: E402
 
@@ -100,6 +100,11 @@ def parse_args(argv=None):
                         help="directory holding the dataset files (default: see datasets.py)")
     parser.add_argument("--model", choices=MODELS, default="cnn",
                         help="cnn: the paper's CNNs; mlp: a tiny stand-in for fast tests")
+    parser.add_argument("--option", type=option_argument, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="method-specific option (JSON value), e.g. rungs=[[0.05,2],[0.2,1]]"
+                        " for popdescent-budget; records are keyed without options, so give "
+                        "a variant its own --out")
     parser.add_argument("--force", action="store_true", help="rerun finished records")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no log lines")
     parser.add_argument("--render-only", action="store_true",
@@ -135,7 +140,7 @@ def run_pending(args, parser, runs, log) -> None:
         for dataset in args.dataset:
             for seed in args.seeds:
                 for name in args.method:
-                    options = method_options(name, range_name)
+                    options = {**method_options(name, range_name), **dict(args.option)}
                     if args.model != "cnn":
                         options["model"] = args.model
                     jobs.append(Job(

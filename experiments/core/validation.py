@@ -8,6 +8,7 @@ taken for 1 (a common slip in JSON options such as `--option lr_range=[true, 1]`
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import numbers
 
@@ -56,3 +57,15 @@ def seed_argument(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"seeds must be integers >= 0, got {text!r}")
     return value
+
+
+def option_argument(text):
+    """An argparse `type`: NAME=VALUE, the value read as JSON where it parses (a number, a
+    list) and kept as text otherwise."""
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"--option must look like NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value

@@ -62,10 +62,15 @@ def _cell(records, method):
     return f"{mean_std([v for _, v in values])} (n={len(values)}: {seeds})"
 
 
+# Options every run of the robustness study has: they name the range, not a variant.
+STUDY_OPTIONS = ("lr_range", "lr_bounds")
+
+
 def variant_name(record) -> str:
     """A record's method, with its options when it ran with some (`--option`): variants of a
     method are rows of their own, never averaged with the method's default runs."""
-    options = record.get("options") or {}
+    options = {name: value for name, value in (record.get("options") or {}).items()
+               if name not in STUDY_OPTIONS}
     if not options:
         return record["method"]
     return record["method"] + " " + ", ".join(
@@ -73,14 +78,19 @@ def variant_name(record) -> str:
 
 
 def load(results, robustness, scale, variants=None):
-    """{(dataset, range): [records]} at `scale`; the records of `variants` (paper range, a
-    budget-aware method run with options) join the paper range under `variant_name`."""
+    """{(dataset, range): [records]} at `scale`. Budget-aware runs with options join under
+    `variant_name`: from `variants` (benchmark, paper range) and `variants`/robustness/<range>
+    (the robustness study's `--out`)."""
     groups = {}
-    if variants is not None and (pathlib.Path(variants) / "records.jsonl").exists():
-        for record in latest_records(pathlib.Path(variants)):
+    variant_sources = [] if variants is None else [("paper", pathlib.Path(variants))] + [
+        (name, pathlib.Path(variants) / "robustness" / name) for name in RANGES[1:]]
+    for range_name, path in variant_sources:
+        if not (path / "records.jsonl").exists():
+            continue
+        for record in latest_records(path):
             if record.get("scale") == scale and record["method"] in BUDGET_AWARE:
                 record = {**record, "method": variant_name(record)}
-                groups.setdefault((record["dataset"], "paper"), []).append(record)
+                groups.setdefault((record["dataset"], range_name), []).append(record)
     sources = [("paper", pathlib.Path(results))] + [
         (name, pathlib.Path(robustness) / name) for name in RANGES[1:]]
     for range_name, path in sources:
@@ -136,9 +146,9 @@ def targets(groups, dataset) -> list:
         records = groups.get((dataset, range_name), [])
         others = {m: _mean(records, m) for m in METHODS if m not in BUDGET_AWARE}
         beaten = [m for m, v in others.items() if math.isfinite(v)]
-        for variant in BUDGET_AWARE:
+        for variant in budget_aware_methods(records):
             wrong = _mean(records, variant)
-            reference = own_paper[variant]
+            reference = own_paper.get(variant, math.nan)
             if not math.isfinite(reference):
                 reference = own_paper["popdescent-budget"]
             if not math.isfinite(wrong) or not math.isfinite(reference):
@@ -146,7 +156,7 @@ def targets(groups, dataset) -> list:
             within = wrong <= 1.1 * reference
             below = all(wrong < others[m] for m in beaten)
             lines.append(
-                f"- {RANGE_LABELS[range_name]}, {LABELS[variant].strip('*')}: {wrong:.3f}, "
+                f"- {RANGE_LABELS[range_name]}, {_label(variant).strip('*')}: {wrong:.3f}, "
                 f"within 10 % of the paper-range {reference:.3f}: "
                 f"{'met' if within else 'missed'}; "
                 f"below {', '.join(LABELS[m] for m in beaten) or 'no other method run'}: "

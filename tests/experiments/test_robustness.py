@@ -180,3 +180,15 @@ def test_report_lists_methods_that_have_not_run(tmp_path):
                                            robustness.RANGES, robustness.BOUNDS)
     assert "| ESGD | not run | not run | not run |" in text
     assert "| KT RandomSearch | not run | not run | not run |" in text
+
+
+def test_an_option_reaches_the_method_and_its_record(tmp_path):
+    smoke_context("adam", tmp_path)  # skips when the Fashion-MNIST files are missing
+    rungs = [[0.3, 2], [0.6, 1]]
+    assert robustness.main([
+        "--dataset", "fmnist", "--seeds", "5", "--scale", "smoke", "--quiet", "--model", "mlp",
+        "--method", "popdescent-budget", "--range", "too-small",
+        "--option", "rungs=[[0.3,2],[0.6,1]]", "--out", str(tmp_path)]) == 0
+    record = _records(tmp_path, "too-small")["popdescent-budget"]
+    assert record["options"]["rungs"] == rungs
+    assert record["details"]["strategy"]["budget"]["rungs"] == rungs
