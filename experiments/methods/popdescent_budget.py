@@ -5,10 +5,11 @@ log-uniformly from the method's range and mutated within its bounds), compiled a
 user would have picked, the geometric middle of the range (1e-3 for [1e-4, 1e-2], `adam`'s
 rate), and trained with `PopDescent(budget_aware=True)` by `fit(member_steps=...)`: exactly
 the budget's member-steps, in iterations of a quarter of the budget's `steps_per_iteration`
-(so there are a few selections before the first shrink); the members' rates follow
-`BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 10 % and 30 % of the budget; the
+(at the quick scale the first shrink comes after 2 iterations); the members' rates follow
+`BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 5 % and 20 % of the budget; the
 compiled-rate member is protected until the last rung; stuck members are rescued.
-`options["rungs"]` replaces the default rungs (e.g. `[[0.05, 2], [0.2, 1]]`).
+`options["rungs"]` replaces the default rungs (e.g. `[[0.1, 2], [0.3, 1]]`, the default
+before 2026-11-30).
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the member the run would return.
@@ -85,7 +86,7 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         l2_layers=[HIDDEN_DENSE_NAME] if "l2" in hyperparameters else None)
     initial = population.hyperparameter_values()
     # options["rungs"]: (progress, members kept) pairs instead of the default 5 -> 2 -> 1 at
-    # 10 % and 30 % (PopDescent checks them before training).
+    # 5 % and 20 % (PopDescent checks them before training).
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
                           budget_aware=True, range_test=range_test,
                           rungs=context.options.get("rungs"))

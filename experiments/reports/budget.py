@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from experiments.reports.table1 import DATASET_NAMES, latest_records, mean_curve, mean_std
+from popdescent.strategies.budget_aware import default_rungs
 
 METHODS = ("adam", "adam-decay", "pbt", "popdescent", "popdescent:ensemble",
            "popdescent-budget", "popdescent-budget-rt")
@@ -64,13 +65,22 @@ def _cell(records, method):
 
 # Options every run of the robustness study has: they name the range, not a variant.
 STUDY_OPTIONS = ("lr_range", "lr_bounds")
+# Today's default rungs for the harness's population of 5.
+DEFAULT_RUNGS = [list(pair) for pair in default_rungs(5)]
 
 
 def variant_name(record) -> str:
-    """A record's method, with its options when it ran with some (`--option`): variants of a
-    method are rows of their own, never averaged with the method's default runs."""
+    """The row a budget-aware record belongs to: its method, plus what made it differ from
+    today's default. The rungs are read from what the run used (`details`), not from its
+    command line, so a run made with an earlier default is a variant row of its own, and one
+    given today's default as an option is a default run; other options (`--option`) name a
+    variant too. Variants are never averaged with the default runs."""
     options = {name: value for name, value in (record.get("options") or {}).items()
-               if name not in STUDY_OPTIONS}
+               if name not in STUDY_OPTIONS + ("rungs",)}
+    budget = record.get("details", {}).get("strategy", {}).get("budget") or {}
+    rungs = budget.get("rungs")
+    if rungs is not None and [list(pair) for pair in rungs] != DEFAULT_RUNGS:
+        options["rungs"] = rungs
     if not options:
         return record["method"]
     return record["method"] + " " + ", ".join(
@@ -78,28 +88,28 @@ def variant_name(record) -> str:
 
 
 def load(results, robustness, scale, variants=None):
-    """{(dataset, range): [records]} at `scale`. Budget-aware runs with options join under
-    `variant_name`: from `variants` (benchmark, paper range) and `variants`/robustness/<range>
-    (the robustness study's `--out`)."""
+    """{(dataset, range): [records]} at `scale`, budget-aware records under `variant_name`:
+    from `results` (benchmark, paper range), `robustness`/<range>, and optionally `variants`
+    (a benchmark `--out` for runs with options) and `variants`/robustness/<range>."""
     groups = {}
-    variant_sources = [] if variants is None else [("paper", pathlib.Path(variants))] + [
-        (name, pathlib.Path(variants) / "robustness" / name) for name in RANGES[1:]]
-    for range_name, path in variant_sources:
-        if not (path / "records.jsonl").exists():
-            continue
-        for record in latest_records(path):
-            if record.get("scale") == scale and record["method"] in BUDGET_AWARE:
-                record = {**record, "method": variant_name(record)}
-                groups.setdefault((record["dataset"], range_name), []).append(record)
     sources = [("paper", pathlib.Path(results))] + [
         (name, pathlib.Path(robustness) / name) for name in RANGES[1:]]
+    if variants is not None:
+        sources += [("paper", pathlib.Path(variants))] + [
+            (name, pathlib.Path(variants) / "robustness" / name) for name in RANGES[1:]]
     for range_name, path in sources:
         if not (path / "records.jsonl").exists():
             continue
         for record in latest_records(path):
-            if record.get("scale") == scale and not record.get("regularization"):
-                groups.setdefault((record["dataset"], range_name), []).append(record)
-    # The robustness study's own paper-range runs count for the paper column too.
+            if record.get("scale") != scale or record.get("regularization"):
+                continue
+            if record["method"] in BUDGET_AWARE:
+                record = {**record, "method": variant_name(record)}
+            group = groups.setdefault((record["dataset"], range_name), [])
+            # One run per row and seed: a later source (the variants) wins.
+            group[:] = [r for r in group
+                        if (r["method"], r["seed"]) != (record["method"], record["seed"])]
+            group.append(record)
     return groups
 
 
@@ -136,7 +146,7 @@ def targets(groups, dataset) -> list:
         label = _label(variant).strip("*")
         lines.append(f"- paper range, {label}: {ours:.3f} vs the better single run "
                      f"{single:.3f}: {'met' if ours <= single else 'missed'}"
-                     f" ({ours - single:+.3f})")
+                     f" ({ours - single:+.4f})")
         for other in ("pbt", "popdescent"):
             value = _mean(paper, other)
             if math.isfinite(value):

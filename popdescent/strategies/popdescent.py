@@ -127,8 +127,8 @@ class PopDescent(PopulationStrategy):
             members are rescued (see `popdescent.strategies.budget_aware`).
         schedule: with `budget_aware`, a `BudgetSchedule` (default `BudgetSchedule()`:
             constant, then linear decay to 0 over the second half) or None for none.
-        rungs: with `budget_aware`, (progress, members kept) pairs; default 5 -> 2 at 10 %
-            and -> 1 at 30 % of the budget.
+        rungs: with `budget_aware`, (progress, members kept) pairs; default 5 -> 2 at 5 %
+            and -> 1 at 20 % of the budget.
         protect_compiled: with `budget_aware`, protect the compiled-rate member. Default True.
         rescue_after: with `budget_aware`, restart stuck members after this many iterations
             in which no member beat its starting loss; None never. Default 2.
@@ -330,7 +330,11 @@ class PopDescent(PopulationStrategy):
     def _evolve_within_budget(self, population, fitness, rng):
         budget, progress = self.budget, population.progress
         protected = budget.protected_slot(population)
-        size = due_size(budget.rungs, progress, population.size)
+        # A rung due at the end of the range test's iteration waits one iteration: the
+        # tested members are about to restart, and their range-test losses say nothing of
+        # the rates they restart with.
+        size = None if budget.range_test_pending else due_size(budget.rungs, progress,
+                                                               population.size)
         if size is not None:
             # A shrink cannot be undone: judge it on `rung_samples` fitness samples, not on
             # the sampled cv batch whose noise flipped a decision (docs/budget_aware.md).

@@ -9,7 +9,8 @@ import pytest
 from experiments.reports import budget
 
 
-def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=None):
+def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=None,
+            rungs=None):
     record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
               "regularization": False, "test_loss": loss, "validation_loss": loss + 0.01,
               "gradient_steps": 3200, "options": options or {},
@@ -17,6 +18,8 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
               "details": {"hyperparameters": {"learning_rate": rate},
                           "best_member_origin": origin, "own_gradient_steps": 2624,
                           "restarts": 0, "lineage": []}}
+    if rungs is not None:
+        record["details"]["strategy"] = {"budget": {"rungs": rungs}}
     if extras:
         record["extras"] = extras
     return record
@@ -60,7 +63,7 @@ def test_the_targets_are_checked_on_the_means(results):
     lines = budget.targets(groups, "fmnist")
     # 0.2433 vs the better single run, adam-decay's 0.2233
     assert lines[0] == ("- paper range, PopDescent, budget-aware, range_test=False: 0.243 vs "
-                        "the better single run 0.223: missed (+0.020)")
+                        "the better single run 0.223: missed (+0.0200)")
     assert ("- paper range, PopDescent, budget-aware, range_test=False: below PopDescent "
             "(paper) (0.360): met") in lines
     small = [line for line in lines if line.startswith("- too small")]
@@ -79,7 +82,7 @@ def test_each_variant_is_held_to_its_own_paper_range_result(results):
     groups = budget.load(results / "results", results / "robustness", "quick")
     lines = budget.targets(groups, "fmnist")
     assert ("- paper range, PopDescent, budget-aware (default: + range test): 0.200 vs the "
-            "better single run 0.223: met (-0.023)") in lines
+            "better single run 0.223: met (-0.0233)") in lines
     # 0.26 > 1.1 x 0.20: missed against its own paper-range result, not the plain mode's
     assert any("range test): 0.260, within 10 % of the paper-range 0.200: missed" in line
                for line in lines)
@@ -96,32 +99,37 @@ def test_the_choices_table_names_each_budget_aware_run_and_its_code(results):
     assert sum("| too-small | popdescent-budget-rt | 5 |" in row for row in rows) == 1
 
 
-def test_a_run_with_options_is_a_variant_row_of_its_own_never_averaged_in(results):
-    rungs = [[0.05, 2], [0.2, 1]]
-    _write(results / "variants", [_record("popdescent-budget-rt", s, 0.21,
-                                          options={"rungs": rungs}) for s in (5, 15)])
+def test_runs_with_other_rungs_than_todays_default_are_a_variant_row_never_averaged_in(
+        results):
+    earlier = [[0.1, 2], [0.3, 1]]
+    assert budget.DEFAULT_RUNGS != earlier
+    _write(results / "variants", [
+        _record("popdescent-budget-rt", 5, 0.21, options={"rungs": budget.DEFAULT_RUNGS},
+                rungs=budget.DEFAULT_RUNGS),
+        _record("popdescent-budget-rt", 15, 0.23, rungs=earlier)])
     groups = budget.load(results / "results", results / "robustness", "quick",
                          results / "variants")
     text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
-    assert ("| popdescent-budget-rt rungs=[[0.05, 2], [0.2, 1]] (variant) | 0.210 ± 0.000 "
-            "(n=2: 5,15) | not run | not run |") in text
-    # the default's cell is still its own (no paper-range run of its own here)
-    assert "| **PopDescent, budget-aware (default: + range test)** | not run |" in text
-    assert ("- paper range, popdescent-budget-rt rungs=[[0.05, 2], [0.2, 1]] (variant): 0.210 "
-            "vs the better single run 0.223: met (-0.013)") in budget.targets(groups, "fmnist")
+    # given today's default as an option: a default run; run with the earlier rungs: a variant
+    assert "| **PopDescent, budget-aware (default: + range test)** | 0.210 (n=1: 5) |" in text
+    assert ("| popdescent-budget-rt rungs=[[0.1, 2], [0.3, 1]] (variant) | 0.230 (n=1: 15) "
+            "| not run | not run |") in text
+    assert ("- paper range, popdescent-budget-rt rungs=[[0.1, 2], [0.3, 1]] (variant): 0.230 "
+            "vs the better single run 0.223: missed (+0.0067)") in budget.targets(groups,
+                                                                                   "fmnist")
 
 
 def test_a_variant_from_a_wrong_range_is_held_to_its_own_paper_range_result(results):
-    rungs = {"rungs": [[0.05, 2], [0.2, 1]]}
-    _write(results / "variants", [_record("popdescent-budget-rt", 5, 0.21, options=rungs)])
+    earlier = [[0.1, 2], [0.3, 1]]
+    _write(results / "variants", [_record("popdescent-budget-rt", 5, 0.21, rungs=earlier)])
     study = {"lr_range": [1e-6, 1e-5], "lr_bounds": [1e-7, 1.0]}
     _write(results / "variants" / "robustness" / "too-small",
-           [_record("popdescent-budget-rt", 5, 0.24, options={**study, **rungs})])
+           [_record("popdescent-budget-rt", 5, 0.24, options=study, rungs=earlier)])
     groups = budget.load(results / "results", results / "robustness", "quick",
                          results / "variants")
     lines = budget.targets(groups, "fmnist")
     # 0.24 > 1.1 x 0.21 = 0.231: missed against the variant's own 0.21, named without the
     # study's range options
-    assert ("- too small [1e-6, 1e-5], popdescent-budget-rt rungs=[[0.05, 2], [0.2, 1]] "
+    assert ("- too small [1e-6, 1e-5], popdescent-budget-rt rungs=[[0.1, 2], [0.3, 1]] "
             "(variant): 0.240, within 10 % of the paper-range 0.210: missed; below Adam + "
             "budget schedule: met") in lines

@@ -54,7 +54,7 @@ def test_a_shrinking_population_spends_exactly_its_budget_in_the_planned_iterati
     _, history = budget_fit(pop, problem, member_steps=403)
     assert pop.gradient_steps == 403
     assert pop.size == 1
-    assert len(history.epoch) == len(planned_sizes(((0.1, 2), (0.3, 1)), 403, 5, 4))
+    assert len(history.epoch) == len(planned_sizes(((0.05, 2), (0.2, 1)), 403, 5, 4))
 
 
 def test_fit_refuses_epochs_with_member_steps_and_a_budget_below_one_batch(problem):
@@ -262,6 +262,9 @@ def test_the_range_test_is_the_default_where_the_learning_rate_is_tuned(problem)
     start = [pop.lineage_start["members"][i]["learning_rate"] for i in range(1, 5)]
     np.testing.assert_allclose(start, np.geomspace(1e-6, 1.0, 4), rtol=1e-5)
     assert all(m.get("restarted") for m in pop.lineage[0]["members"][1:])
+    # The first rung (5 % = 20 member-steps) is due after the range test's own iteration: it
+    # waits one, so the restarted members are judged on their new rates.
+    assert "kept" not in pop.lineage[0] and "kept" in pop.lineage[1]
 
     # Without a learning-rate hyperparameter there is nothing to test: no error, no restart.
     l2_only = pd.Population(fast_model(), size=3, seed=0,
