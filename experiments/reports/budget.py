@@ -291,7 +291,11 @@ def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
     would keep) and the rate each run returned, against member-steps; right, single runs at
     fixed rates, their loss early (first curve point) and at the end of the budget, which
     shows the rate a full run prefers. False when there is nothing to draw."""
-    runs = [r for r in groups.get((dataset, "paper"), []) if r["method"] == "popdescent-budget"]
+    paper = groups.get((dataset, "paper"), [])
+    # The default's runs; without them the first budget-aware method (or variant) that ran.
+    drawn = next((m for m in ["popdescent-budget-rt"] + budget_aware_methods(paper)
+                  if any(r["method"] == m for r in paper)), None)
+    runs = [r for r in paper if r["method"] == drawn]
     sweep = _sweep(sweep_dir, dataset, scale)
     for record in groups.get((dataset, "paper"), []):
         if record["method"] == "adam-decay":
@@ -332,7 +336,7 @@ def write_bias_figure(groups, sweep_dir, scale, path, dataset="fmnist") -> bool:
     left.set_xlabel("member-steps")
     left.set_ylabel("learning rate (star: returned member,\n"
                     "last rung ranked on the validation half)")
-    left.set_title("budget-aware PopDescent: whom selection keeps")
+    left.set_title(f"{drawn or 'budget-aware PopDescent'}: whom selection keeps", fontsize=9)
     left.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
