@@ -114,9 +114,10 @@ def load(results, robustness, scale, variants=None):
 
 
 def budget_aware_methods(records) -> list:
-    """The budget-aware methods among `records`: the two modes, then any variants."""
-    variants = sorted({r["method"] for r in records} - set(METHODS)
-                      - {"adam", "adam-decay"})
+    """The budget-aware methods among `records` (records or method names): the two modes,
+    then any variants."""
+    names = {r if isinstance(r, str) else r["method"] for r in records}
+    variants = sorted(names - set(METHODS) - {"adam", "adam-decay"})
     return list(BUDGET_AWARE) + [v for v in variants
                                  if v.split(" ", 1)[0] in BUDGET_AWARE]
 
@@ -228,7 +229,7 @@ def write_markdown(groups, path, scale) -> str:
                   "|---|" + "---|" * len(RANGES)]
         present = {r["method"] for key, records in groups.items() if key[0] == dataset
                    for r in records}
-        variants = [m for m in budget_aware_methods([{"method": m} for m in present])
+        variants = [m for m in budget_aware_methods(present)
                     if m not in METHODS]
         for method in list(METHODS) + variants:
             cells = [_cell(groups.get((dataset, r), []), method) for r in RANGES]
