@@ -12,8 +12,9 @@ inner problem (no restarts): the harness wants a trained model at the end, not a
 schedule.
 
 Antithetic pairs need an even population, so an odd `budget.population_size` (the paper's 5)
-gives one member fewer (4): these methods then spend 4/5 of the member-steps of the others,
-recorded in the result's details as `population_size`. Options: `es_sigma` (σ in log10,
+gives one member fewer (4), recorded in the result's details as `population_size`; it spends
+the budget's member-steps all the same, in more iterations (the last one shorter), as every
+method does. (Records made before 2026-11-30 22:30 spent 4/5 of the budget.) Options: `es_sigma` (σ in log10,
 default 0.3: members at ×2 and ÷2 of θ) and `es_learning_rate` (Adam's step on θ per
 iteration, default 0.2: up to ~3 decades in the small scale's 15 iterations).
 """

@@ -8,6 +8,7 @@ and differs only in the callback passed to `train_population`.
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -93,22 +94,32 @@ def train_population(context: MethodContext, population: Population, callbacks,
     """Trains `population` on the context's training data with `callbacks` (strategy first,
     curve last); by default for the budget's iterations of `steps_per_iteration` steps.
 
+    A population smaller than the budget's (ES's even size) spends the budget's member-steps
+    all the same, in iterations of `steps_per_iteration` steps and a last shorter one
+    (`fit(member_steps=...)`), so that every method gets the same compute.
+
     A `popdescent.BackupAndRestore` in `context.work_dir` backs the run up about
     `BACKUPS_PER_RUN` times (every `iterations // BACKUPS_PER_RUN` iterations), so the harness,
     run again after a crash, resumes it bit for bit: the same model, curve losses and lineage
     as an uninterrupted run. A backup of the FMNIST population (5 members) is ~262 MiB and
     takes a few seconds, hence not every iteration."""
     budget, data = context.budget, context.data
-    iterations = budget.iterations if iterations is None else iterations
+    steps = budget.steps_per_iteration if steps_per_iteration is None else steps_per_iteration
+    length = {}
+    if iterations is None and population.size != budget.population_size:
+        length["member_steps"] = budget.member_steps
+        iterations = math.ceil(budget.member_steps / (population.size * steps))
+    else:
+        iterations = budget.iterations if iterations is None else iterations
+        length["epochs"] = iterations
     backup = BackupAndRestore(context.work_dir / "backup",
                               every=max(1, iterations // BACKUPS_PER_RUN))
     population.fit(
         data.x_train,
         data.y_train,
         batch_size=budget.batch_size,
-        epochs=iterations,
-        steps_per_epoch=(budget.steps_per_iteration if steps_per_iteration is None
-                         else steps_per_iteration),
+        **length,
+        steps_per_epoch=steps,
         validation_data=(data.x_val, data.y_val),
         # Never reached, so Keras skips its all-member validation pass; the curve measures one.
         validation_freq=iterations + 1,

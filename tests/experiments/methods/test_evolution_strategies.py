@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import robustness
+from experiments.core.contract import get_budget
 from experiments.core.records import read_records
 from experiments.methods import get_method
 from experiments.methods.evolution_strategies import even_size
@@ -50,13 +51,15 @@ def test_the_robustness_study_runs_them_with_the_wide_bounds(study):
         assert record["options"]["lr_bounds"] == list(robustness.BOUNDS)
         assert math.isfinite(record["test_loss"])
         assert record["details"]["population_size"] == 2  # smoke's 3, made even
+        # ... spending the budget's member-steps all the same (3 iterations of 2 x 2, not 2)
+        assert record["gradient_steps"] == get_budget("fmnist", "smoke").member_steps == 12
 
 
 def test_from_a_range_far_too_small_theta_moves_up(study):
-    """Two iterations from learning rates in [1e-6, 1e-5]: the members share their initial
+    """Three iterations from learning rates in [1e-6, 1e-5]: the members share their initial
     weights (`shared_start`), so a pair's loss difference is its learning rates', and a larger
     rate lowers the loss: θ = log10(rate) ends above where the members started (Adam's first
-    step is ~0.2, the second ~0.2 more)."""
+    step is ~0.2, each later one ~0.2 more)."""
     for method, record in study.items():
         details = record["details"]
         start = np.mean(np.log10([h["learning_rate"]
