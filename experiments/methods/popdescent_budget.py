@@ -9,7 +9,7 @@ the budget's member-steps, in iterations of a quarter of the budget's `steps_per
 `BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 5 % and 20 % of the budget; the
 compiled-rate member is protected until the last rung; stuck members are rescued.
 `options["rungs"]` replaces the default rungs (e.g. `[[0.1, 2], [0.3, 1]]`, the default
-before 2026-11-30).
+before 2026-11-30) and `options["commit_early"]` (true/false) the library's `commit_early`.
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the member the run would return.
@@ -35,6 +35,8 @@ from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
 from experiments.methods.population import BestMemberCurve, lineage_summary
 from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
 
+# The harness options that reach `PopDescent(budget_aware=True)` as its own arguments.
+BUDGET_OPTIONS = ("rungs", "commit_early")
 ITERATION_SHARE = 4  # iterations are steps_per_iteration // 4 steps long
 BACKUPS_PER_RUN = 5
 
@@ -86,10 +88,10 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         l2_layers=[HIDDEN_DENSE_NAME] if "l2" in hyperparameters else None)
     initial = population.hyperparameter_values()
     # options["rungs"]: (progress, members kept) pairs instead of the default 5 -> 2 -> 1 at
-    # 5 % and 20 % (PopDescent checks them before training).
+    # 5 % and 20 %; options["commit_early"]: see PopDescent (it checks both before training).
+    variant = {name: context.options[name] for name in BUDGET_OPTIONS if name in context.options}
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
-                          budget_aware=True, range_test=range_test,
-                          rungs=context.options.get("rungs"))
+                          budget_aware=True, range_test=range_test, **variant)
     steps = max(1, budget.steps_per_iteration // ITERATION_SHARE)
     iterations = strategy.planned_iterations(budget.member_steps, budget.population_size, steps)
     curve = SparseCurve(data, budget.cv_batch_size, started,

@@ -22,16 +22,19 @@ import sys
 import numpy as np
 
 from experiments.reports.table1 import DATASET_NAMES, latest_records, mean_curve, mean_std
-from popdescent.strategies.budget_aware import default_rungs
+from popdescent.strategies.budget_aware import BudgetAwareness, default_rungs
 
 METHODS = ("adam", "adam-decay", "pbt", "popdescent", "popdescent:ensemble",
-           "popdescent-budget", "popdescent-budget-rt")
+           "es-single", "pes", "truncated-es", "popdescent-budget", "popdescent-budget-rt")
 LABELS = {
     "adam": "Adam, constant rate",
     "adam-decay": "Adam + budget schedule",
     "pbt": "PBT",
     "popdescent": "PopDescent (paper)",
     "popdescent:ensemble": "PopDescent (paper), ensemble of final elites",
+    "es-single": "ES-Single",
+    "pes": "PES",
+    "truncated-es": "truncated ES",
     "popdescent-budget": "PopDescent, budget-aware, range_test=False",
     "popdescent-budget-rt": "**PopDescent, budget-aware (default: + range test)**",
 }
@@ -69,18 +72,27 @@ STUDY_OPTIONS = ("lr_range", "lr_bounds")
 DEFAULT_RUNGS = [list(pair) for pair in default_rungs(5)]
 
 
+# Today's default of each budget-aware setting a run records in details.strategy.budget
+# (a run made before a setting existed has none recorded and ran as its default then).
+DEFAULT_BUDGET = {"rungs": DEFAULT_RUNGS,
+                  "commit_early": BudgetAwareness().get_config()["commit_early"]}
+
+
 def variant_name(record) -> str:
     """The row a budget-aware record belongs to: its method, plus what made it differ from
-    today's default. The rungs are read from what the run used (`details`), not from its
-    command line, so a run made with an earlier default is a variant row of its own, and one
-    given today's default as an option is a default run; other options (`--option`) name a
-    variant too. Variants are never averaged with the default runs."""
+    today's default. The rungs and `commit_early` are read from what the run used
+    (`details`), not from its command line, so a run made with an earlier default is a
+    variant row of its own, and one given today's default as an option is a default run;
+    other options (`--option`) name a variant too. Variants are never averaged with the
+    default runs."""
     options = {name: value for name, value in (record.get("options") or {}).items()
-               if name not in STUDY_OPTIONS + ("rungs",)}
+               if name not in STUDY_OPTIONS + tuple(DEFAULT_BUDGET)}
     budget = record.get("details", {}).get("strategy", {}).get("budget") or {}
     rungs = budget.get("rungs")
     if rungs is not None and [list(pair) for pair in rungs] != DEFAULT_RUNGS:
         options["rungs"] = rungs
+    if budget.get("commit_early", False) != DEFAULT_BUDGET["commit_early"]:
+        options["commit_early"] = budget.get("commit_early", False)
     if not options:
         return record["method"]
     return record["method"] + " " + ", ".join(

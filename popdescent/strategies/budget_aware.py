@@ -137,10 +137,12 @@ class BudgetAwareness:
         rung_samples: the number of fitness samples a shrink ranks members on.
         range_test: spend the first iteration on a learning-rate range test (see
             `range_test_rates` and `range_test_plan`).
+        commit_early: at a rung, when the protected member ranks first, keep it alone (see
+            `commits`).
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000, range_test=None):
+                 rung_samples=10_000, range_test=None, commit_early=False):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -156,6 +158,9 @@ class BudgetAwareness:
                              f"{range_test!r}")
         self.range_test = None if range_test is None else bool(range_test)
         self.range_test_pending = self.range_test
+        if not isinstance(commit_early, (bool, np.bool_)):
+            raise ValueError(f"commit_early must be True or False, got {commit_early!r}")
+        self.commit_early = bool(commit_early)
         self.rescue = RescueTracker()
         self.shrunk = False
 
@@ -167,13 +172,20 @@ class BudgetAwareness:
             "rescue_after": self.rescue_after,
             "rung_samples": self.rung_samples,
             "range_test": self.range_test,
+            "commit_early": self.commit_early,
         }
 
     def rungs_for(self, size):
         return self.rungs if self.rungs is not None else default_rungs(size)
 
     def planned_iterations(self, member_steps, size, steps_per_epoch):
-        return len(planned_sizes(self.rungs_for(size), member_steps, size, steps_per_epoch))
+        """Iterations enough for the budget: with `commit_early`, as if the first rung kept
+        one member (the most iterations a run can need; `MemberStepBudget` stops a run that
+        spends its budget sooner)."""
+        rungs = self.rungs_for(size)
+        if self.commit_early and self.protect_compiled:
+            rungs = ((rungs[0][0], 1),)
+        return len(planned_sizes(rungs, member_steps, size, steps_per_epoch))
 
     # ------------------------------------------------------------- state for backups
     def get_state(self) -> dict:
@@ -218,6 +230,18 @@ class BudgetAwareness:
                 population.set_hyperparameters(slot, {"learning_rate": rate})
         if self.rescue.starting_losses is None:
             self.rescue.starting_losses = np.asarray(starting_losses, dtype=np.float64)
+
+    def commits(self, rung_losses, protected) -> bool:
+        """Whether a rung keeps the protected member alone: with `commit_early`, when it has
+        the lowest rung loss (strictly). The exploration then found nothing better than the
+        user's own rate, and every further step of an exploring member is depth the returned
+        model loses: in every paper-range run of docs/budget_aware.md the protected member
+        led the first rung and went on to win the last one."""
+        if not self.commit_early or protected is None:
+            return False
+        losses = np.where(np.isfinite(rung_losses), rung_losses, np.inf)
+        others = np.delete(losses, protected)
+        return bool(np.isfinite(losses[protected]) and (losses[protected] < others).all())
 
     def range_test_slots(self, population) -> list:
         """The members that take part in the range test: all but the protected one."""

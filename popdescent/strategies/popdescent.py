@@ -144,6 +144,9 @@ class PopDescent(PopulationStrategy):
             seeds it rescued ranges 100x too small or too large and cost nothing in a good
             range (docs/budget_aware.md); False never, True always (an error without a
             learning-rate hyperparameter).
+        commit_early: with `budget_aware`, a rung at which the protected member has the
+            lowest loss keeps it alone: exploring further would only take depth from the
+            model returned. Default False.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -172,6 +175,7 @@ class PopDescent(PopulationStrategy):
         rescue_after=2,
         rung_samples=10_000,
         range_test=None,
+        commit_early=False,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -197,15 +201,16 @@ class PopDescent(PopulationStrategy):
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
-                rung_samples=rung_samples, range_test=range_test)
-        elif schedule != "default" or rungs is not None or range_test:
+                rung_samples=rung_samples, range_test=range_test, commit_early=commit_early)
+        elif schedule != "default" or rungs is not None or range_test or commit_early:
             raise ValueError(
-                "schedule, rungs and range_test belong to the budget-aware mode: pass "
-                "budget_aware=True"
+                "schedule, rungs, range_test and commit_early belong to the budget-aware "
+                "mode: pass budget_aware=True"
             )
         self._pending_keep = None
         self._restarted = []
         self._rung_losses = None
+        self._committed = False
 
     @property
     def needs_initial_weights(self) -> bool:
@@ -342,6 +347,8 @@ class PopDescent(PopulationStrategy):
             first = slice(0, budget.rung_samples)
             self._rung_losses = population.member_losses(
                 take(x, first), take(y, first), population.training_data.batch_size)
+            if budget.commits(self._rung_losses, protected):
+                size, self._committed = 1, True
             self._pending_keep = plan_shrink(self.fitness_function(self._rung_losses), size,
                                              protected if size > 1 else None)
             return np.array([], dtype=int), np.array([], dtype=int)
@@ -372,6 +379,7 @@ class PopDescent(PopulationStrategy):
 
     def on_epoch_end(self, epoch, logs=None):
         self._pending_keep, self._restarted, self._rung_losses = None, [], None
+        self._committed = False
         super().on_epoch_end(epoch, logs)
         population = self.model
         record = population.lineage[-1] if population.lineage else None
@@ -383,6 +391,8 @@ class PopDescent(PopulationStrategy):
             record["rung_losses"] = [float(v) for v in self._rung_losses]
             record["left"] = [int(population.origins[i]) for i in range(population.size)
                               if i not in kept]
+            if self._committed:
+                record["committed"] = True
             population.keep_members(kept)
             self.budget.shrunk = True
             if logs is not None:

@@ -10,7 +10,7 @@ from experiments.reports import budget
 
 
 def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=None,
-            rungs=None):
+            rungs=None, commit_early=None):
     record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
               "regularization": False, "test_loss": loss, "validation_loss": loss + 0.01,
               "gradient_steps": 3200, "options": options or {},
@@ -18,8 +18,10 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
               "details": {"hyperparameters": {"learning_rate": rate},
                           "best_member_origin": origin, "own_gradient_steps": 2624,
                           "restarts": 0, "lineage": []}}
-    if rungs is not None:
-        record["details"]["strategy"] = {"budget": {"rungs": rungs}}
+    used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early))
+            if value is not None}
+    if used:
+        record["details"]["strategy"] = {"budget": used}
     if extras:
         record["extras"] = extras
     return record
@@ -133,3 +135,28 @@ def test_a_variant_from_a_wrong_range_is_held_to_its_own_paper_range_result(resu
     assert ("- too small [1e-6, 1e-5], popdescent-budget-rt rungs=[[0.1, 2], [0.3, 1]] "
             "(variant): 0.240, within 10 % of the paper-range 0.210: missed; below Adam + "
             "budget schedule: met") in lines
+
+
+def test_a_run_that_committed_early_against_todays_default_is_a_variant_row(results):
+    default = budget.DEFAULT_BUDGET["commit_early"]
+    _write(results / "variants", [
+        _record("popdescent-budget-rt", 5, 0.21, rungs=budget.DEFAULT_RUNGS,
+                commit_early=not default, options={"commit_early": not default}),
+        _record("popdescent-budget-rt", 15, 0.22, rungs=budget.DEFAULT_RUNGS,
+                commit_early=default, options={"commit_early": default})])
+    groups = budget.load(results / "results", results / "robustness", "quick",
+                         results / "variants")
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
+    assert (f"| popdescent-budget-rt commit_early={str(not default).lower()} (variant) | "
+            f"0.210 (n=1: 5) | not run | not run |") in text
+
+
+def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):
+    with open(results / "results" / "records.jsonl", "a") as stream:
+        for method, loss in (("es-single", 0.30), ("pes", 0.31)):
+            stream.write(json.dumps(_record(method, 5, loss)) + "\n")
+    groups = budget.load(results / "results", results / "robustness", "quick")
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| ES-Single | 0.300 (n=1: 5) | not run | not run |" in text
+    assert "| PES | 0.310 (n=1: 5) | not run | not run |" in text

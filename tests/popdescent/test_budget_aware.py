@@ -96,7 +96,13 @@ def test_a_range_test_that_is_not_a_switch_is_refused_naming_it():
         pd.PopDescent(budget_aware=True, range_test="yes")
 
 
-@pytest.mark.parametrize("argument", [{"rungs": [(0.5, 1)]}, {"range_test": True}])
+def test_a_commit_early_that_is_not_a_switch_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"commit_early must be True or False, got 1"):
+        pd.PopDescent(budget_aware=True, commit_early=1)
+
+
+@pytest.mark.parametrize("argument", [{"rungs": [(0.5, 1)]}, {"range_test": True},
+                                      {"commit_early": True}])
 def test_budget_aware_arguments_without_budget_aware_are_refused(argument):
     with pytest.raises(ValueError, match="budget_aware=True"):
         pd.PopDescent(**argument)
@@ -157,6 +163,36 @@ def test_the_member_compiled_at_the_users_rate_is_protected_until_the_last_rung(
     before = pop.lineage[: pop.lineage.index(first)]
     assert not any(entry["members"][0]["replaced"] for entry in before)
     assert pop.lineage_start["members"][0]["learning_rate"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_commit_early_keeps_a_leading_protected_member_alone_and_spends_the_budget(problem):
+    # Explored rates 1e-6..1e-5 barely learn; the protected member trains at the compiled
+    # 1e-2, so it leads the first rung by far.
+    pop = population(low=1e-6, high=1e-5, bounds=(1e-7, 1.0))
+    _, history = budget_fit(pop, problem, member_steps=200, commit_early=True)
+    shrinks = [entry for entry in pop.lineage if "kept" in entry]
+    assert len(shrinks) == 1 and shrinks[0]["committed"]
+    assert shrinks[0]["kept"] == [0] and pop.origins == [0]
+    assert int(np.argmin(shrinks[0]["rung_losses"])) == 0
+    assert pop.gradient_steps == 200
+    # More iterations than the default rungs plan (one member sooner); the plan covered them.
+    assert len(history.epoch) > len(planned_sizes(((0.05, 2), (0.2, 1)), 200, 5, 4))
+    assert history.params["epochs"] >= len(history.epoch)
+
+
+def test_commit_early_changes_nothing_when_the_protected_member_does_not_lead(problem):
+    # The protected member is compiled at 1e-7 and cannot lead; the run must be the default's.
+    runs = []
+    for commit_early in (False, True):
+        pop = population(low=1e-2, high=1e-1, bounds=(1e-7, 1.0),
+                         optimizer=keras.optimizers.Adam(1e-7))
+        budget_fit(pop, problem, member_steps=200, commit_early=commit_early)
+        runs.append(pop)
+    default, committing = runs
+    assert [e.get("kept") for e in committing.lineage] == [e.get("kept") for e in default.lineage]
+    assert not any(e.get("committed") for e in committing.lineage)
+    for a, b in zip(default.get_weights(), committing.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------ the schedule
