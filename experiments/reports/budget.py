@@ -1,7 +1,7 @@
 """Renders issue 19's evidence: `budget_aware.md` and `budget_aware.png`.
 
     python -m experiments.budget_report [--results results] [--robustness results/robustness]
-        [--scale quick] [--docs docs]
+        [--scale quick] [--docs docs] [--variants DIR ...]
 
 Reads the `quick`-scale records of `experiments.benchmark` (the paper's learning-rate range)
 and of `experiments.robustness` (the too-small and too-large ranges) and writes, per dataset,
@@ -99,16 +99,19 @@ def variant_name(record) -> str:
         f"{name}={json.dumps(value)}" for name, value in sorted(options.items()))
 
 
-def load(results, robustness, scale, variants=None):
+def load(results, robustness, scale, variants=()):
     """{(dataset, range): [records]} at `scale`, budget-aware records under `variant_name`:
-    from `results` (benchmark, paper range), `robustness`/<range>, and optionally `variants`
-    (a benchmark `--out` for runs with options) and `variants`/robustness/<range>."""
+    from `results` (benchmark, paper range), `robustness`/<range>, and each directory in
+    `variants` (a benchmark `--out` for runs with options; one directory or several) and its
+    robustness/<range>."""
     groups = {}
     sources = [("paper", pathlib.Path(results))] + [
         (name, pathlib.Path(robustness) / name) for name in RANGES[1:]]
-    if variants is not None:
-        sources += [("paper", pathlib.Path(variants))] + [
-            (name, pathlib.Path(variants) / "robustness" / name) for name in RANGES[1:]]
+    if isinstance(variants, (str, pathlib.Path)):
+        variants = [variants]
+    for directory in variants or ():
+        sources += [("paper", pathlib.Path(directory))] + [
+            (name, pathlib.Path(directory) / "robustness" / name) for name in RANGES[1:]]
     for range_name, path in sources:
         if not (path / "records.jsonl").exists():
             continue
@@ -364,8 +367,11 @@ def main(argv=None) -> int:
     parser.add_argument("--robustness", default="results/robustness")
     parser.add_argument("--scale", default="quick")
     parser.add_argument("--docs", default="docs")
-    parser.add_argument("--variants", default="results/early_rungs",
-                        help="budget-aware runs with --option (rows of their own)")
+    parser.add_argument("--variants", nargs="*",
+                        default=["results/early_rungs", "results/commit_early"],
+                        help="directories of budget-aware runs with --option (rows of their "
+                             "own; a run's options are not part of its record key, so each "
+                             "variant needs its own --out)")
     parser.add_argument("--sweep", default="results/lr_sweep",
                         help="single runs at fixed rates (benchmark --out DIR/<rate>)")
     args = parser.parse_args(argv)

@@ -139,13 +139,15 @@ def test_a_variant_from_a_wrong_range_is_held_to_its_own_paper_range_result(resu
 
 def test_a_run_that_committed_early_against_todays_default_is_a_variant_row(results):
     default = budget.DEFAULT_BUDGET["commit_early"]
-    _write(results / "variants", [
+    # each variant in its own --out (a record's key has no options), read together
+    _write(results / "committing", [
         _record("popdescent-budget-rt", 5, 0.21, rungs=budget.DEFAULT_RUNGS,
-                commit_early=not default, options={"commit_early": not default}),
+                commit_early=not default, options={"commit_early": not default})])
+    _write(results / "variants", [
         _record("popdescent-budget-rt", 15, 0.22, rungs=budget.DEFAULT_RUNGS,
                 commit_early=default, options={"commit_early": default})])
     groups = budget.load(results / "results", results / "robustness", "quick",
-                         results / "variants")
+                         [results / "variants", results / "committing"])
     text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
     assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
     assert (f"| popdescent-budget-rt commit_early={str(not default).lower()} (variant) | "
