@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import pathlib
 import shutil
 import time
@@ -168,12 +169,23 @@ class Job:
 
 
 def _finished(job, records_by_file) -> bool:
+    """Whether `job` has its record already. A record of the same run made with other
+    options (`--option`) is an error, not a finished run: a record's key has no options, so
+    skipping would silently report the other variant's result for this one."""
     if job.records not in records_by_file:
         records_by_file[job.records] = {record_key(record): record
                                         for record in read_records(job.records)
                                         if "method" in record}
     record = records_by_file[job.records].get(job.key())
-    return record is not None and (job.protocol == "honest" or "paper_protocol" in record)
+    if record is None:
+        return False
+    wanted = json.loads(json.dumps(dict(job.options)))
+    if (record.get("options") or {}) != wanted:
+        raise ValueError(
+            f"{job.records} already holds {job.label} run with options "
+            f"{record.get('options') or {}}, not {wanted}: give this variant its own --out "
+            f"(or --force to replace that run)")
+    return job.protocol == "honest" or "paper_protocol" in record
 
 
 def run_jobs(jobs, load_data, *, name="", force=False, log=print, verbose=0,

@@ -94,8 +94,14 @@ def test_rerun_skips_finished_records(smoke_out, monkeypatch, capsys):
     before = (smoke_out / RECORDS_FILE).read_bytes()
     argv = ["--dataset", "fmnist", "cifar10", "--method", "popdescent", "--seeds", "5",
             "--scale", "smoke", "--out", str(smoke_out)]
-    assert benchmark.main(argv) == 0
+    assert benchmark.main(argv + TINY) == 0
     assert "skipping 2 finished run(s)" in capsys.readouterr().out
+    assert (smoke_out / RECORDS_FILE).read_bytes() == before
+    # The same runs with other options are another variant, not finished ones: refused
+    # before any training rather than skipped with the first variant's result.
+    with pytest.raises(ValueError, match=r"options \{'model': 'mlp'\}, not \{\}: give this "
+                                         r"variant its own --out"):
+        benchmark.main(argv)
     assert (smoke_out / RECORDS_FILE).read_bytes() == before
 
 
