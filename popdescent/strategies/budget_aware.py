@@ -8,8 +8,10 @@ fast starters, and it never anneals; one Adam model with its rate decayed over t
 every population method at short budgets. So the budget-aware mode explores at full size only
 briefly, then keeps its fittest members in rungs (successive halving, 5 -> 2 -> 1) and gives
 them the freed compute; the member compiled at the user's own rate is protected until the last
-rung, so noisy early selection cannot lose it; every member's rate follows a schedule over the
-budget; and members stuck at their starting loss restart with a rate well below their own.
+rung, so noisy early selection cannot lose it, and a rung it leads keeps it alone (the
+exploration found nothing better, and every further exploring step is depth it loses); every
+member's rate follows a schedule over the budget; and members stuck at their starting loss
+restart with a rate well below their own.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class BudgetAwareness:
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000, range_test=None, commit_early=False):
+                 rung_samples=10_000, range_test=None, commit_early=True):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")

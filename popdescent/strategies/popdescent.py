@@ -146,7 +146,8 @@ class PopDescent(PopulationStrategy):
             learning-rate hyperparameter).
         commit_early: with `budget_aware`, a rung at which the protected member has the
             lowest loss keeps it alone: exploring further would only take depth from the
-            model returned. Default False.
+            model returned. None (the default) means True, chosen on three seeds of both
+            datasets (docs/budget_aware.md); False keeps every rung.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -175,7 +176,7 @@ class PopDescent(PopulationStrategy):
         rescue_after=2,
         rung_samples=10_000,
         range_test=None,
-        commit_early=False,
+        commit_early=None,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -201,8 +202,10 @@ class PopDescent(PopulationStrategy):
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
-                rung_samples=rung_samples, range_test=range_test, commit_early=commit_early)
-        elif schedule != "default" or rungs is not None or range_test or commit_early:
+                rung_samples=rung_samples, range_test=range_test,
+                commit_early=True if commit_early is None else commit_early)
+        elif (schedule != "default" or rungs is not None or range_test
+              or commit_early is not None):
             raise ValueError(
                 "schedule, rungs, range_test and commit_early belong to the budget-aware "
                 "mode: pass budget_aware=True"

@@ -18,6 +18,10 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
               "details": {"hyperparameters": {"learning_rate": rate},
                           "best_member_origin": origin, "own_gradient_steps": 2624,
                           "restarts": 0, "lineage": []}}
+    if method in budget.BUDGET_AWARE:  # a run records the settings it used: today's defaults
+        rungs = budget.DEFAULT_RUNGS if rungs is None else rungs
+        commit_early = (budget.DEFAULT_BUDGET["commit_early"] if commit_early is None
+                        else commit_early)
     used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early))
             if value is not None}
     if used:

@@ -25,10 +25,11 @@ def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None)
 
 
 def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs):
-    """Budget-aware fit; the range test stays off unless a test asks for it, so that each
-    test sees the mechanism it is about."""
+    """Budget-aware fit; the range test and early commitment stay off unless a test asks for
+    them, so that each test sees the mechanism it is about."""
     x, y, x_val, y_val = problem
     kwargs.setdefault("range_test", False)
+    kwargs.setdefault("commit_early", False)
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, **kwargs)
     history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=steps,
                       validation_data=(x_val, y_val), verbose=0,
@@ -163,6 +164,12 @@ def test_the_member_compiled_at_the_users_rate_is_protected_until_the_last_rung(
     before = pop.lineage[: pop.lineage.index(first)]
     assert not any(entry["members"][0]["replaced"] for entry in before)
     assert pop.lineage_start["members"][0]["learning_rate"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_early_commitment_is_the_budget_aware_default():
+    assert pd.PopDescent(budget_aware=True).get_config()["budget"]["commit_early"] is True
+    off = pd.PopDescent(budget_aware=True, commit_early=False)
+    assert off.get_config()["budget"]["commit_early"] is False
 
 
 def test_commit_early_keeps_a_leading_protected_member_alone_and_spends_the_budget(problem):
