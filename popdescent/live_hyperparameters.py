@@ -2,16 +2,20 @@
 
 The compiled train step reads these variables, so a strategy's `assign` takes effect at the
 next step with no recompilation and no retrace. Which variable a name means: `learning_rate`
-and any other optimizer attribute held in a variable are the member optimizer's own; `l2` and
-`loss_scale` are variables of the population that its train step reads; a name with an
-`Inert` prior gets a variable that nothing reads (kept, mutated and recorded only).
+and any other optimizer attribute held in a variable are the member optimizer's own; `l2`,
+`loss_scale` and `learning_rate_decay` are variables of the population that its train step
+reads; a name with an `Inert` prior gets a variable that nothing reads (kept, mutated and
+recorded only).
 
 The learning rate is held three times: each member's *base* rate (what strategies mutate and
 the lineage records), one population-wide `learning_rate_multiplier` (what a budget-aware
 schedule moves) and one population-wide `learning_rate_scale` (what Keras' learning-rate
 callbacks move, through `PopulationOptimizer`). The optimizer's own variable is set to
 base x multiplier x scale before every update, so a mutation, a schedule and a user's callback
-compose: the mutation changes the base, the schedule and the callback each scale it.
+compose: the mutation changes the base, the schedule and the callback each scale it. A tuned
+`learning_rate_decay` d makes the rate a schedule of its own, x d^t at the member's t-th
+step since its optimizer started (or restarted): the (initial rate, decay) pair of
+seed 002, which an evolution strategy can tune as two outer parameters.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from popdescent.validation import check_number
 __all__ = ["LiveHyperparameters"]
 
 # Names the population's train step reads itself rather than through an optimizer.
-POPULATION_NAMES = ("l2", "loss_scale")
+POPULATION_NAMES = ("l2", "loss_scale", "learning_rate_decay")
 
 # The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
 # before training, not discovered as a NaN member later. (low, low is allowed)
@@ -36,7 +40,10 @@ _HYPERPARAMETER_RANGES = {
     "loss_scale": (0.0, False),
     "weight_decay": (0.0, True),
     "epsilon": (0.0, False),
+    "learning_rate_decay": (0.0, False),
 }
+# Names with an upper end as well: (high, high is allowed).
+_HYPERPARAMETER_MAXIMA = {"learning_rate_decay": (1.0, True)}
 
 
 def _prior_extent(prior):
@@ -52,12 +59,16 @@ def _check_prior_range(name, prior):
     if name not in _HYPERPARAMETER_RANGES:
         return
     low, inclusive = _HYPERPARAMETER_RANGES[name]
+    high, high_inclusive = _HYPERPARAMETER_MAXIMA.get(name, (np.inf, False))
     smallest, largest = _prior_extent(prior)
-    if smallest < low or (smallest == low and not inclusive):
-        allowed = f"[{low}, inf)" if inclusive else f"({low}, inf)"
+    below = smallest < low or (smallest == low and not inclusive)
+    above = largest > high or (largest == high and not high_inclusive)
+    if below or above:
+        allowed = ("[" if inclusive else "(") + f"{low}, {high}" + (
+            "]" if high_inclusive else ")")
         raise ValueError(
-            f"hyperparameters[{name!r}] must stay within {allowed} (what the optimizer can "
-            f"take), but its prior reaches {smallest}: {prior}"
+            f"hyperparameters[{name!r}] must stay within {allowed} (what training can "
+            f"take), but its prior reaches {smallest if below else largest}: {prior}"
         )
 
 
@@ -107,6 +118,15 @@ class LiveHyperparameters:
             for name, prior in self.priors.items() if isinstance(prior, Inert)
         }
         rates = [learning_rate_variable(member) for member in members]
+        self.learning_rate_decay = None
+        if "learning_rate_decay" in self.priors:
+            if any(rate is None for rate in rates):
+                raise ValueError(
+                    "hyperparameters['learning_rate_decay'] needs every member's optimizer to "
+                    "hold its learning rate in a variable (not a LearningRateSchedule)")
+            self.learning_rate_decay = [
+                keras.Variable(1.0, trainable=False, name=f"learning_rate_decay_{i}")
+                for i in range(size)]
         # The rate each member was compiled with, before any prior draws: what a
         # budget-aware strategy protects (`compiled_learning_rates`).
         self.compiled_learning_rates = [
@@ -183,6 +203,8 @@ class LiveHyperparameters:
             return self.l2[index]
         if name == "loss_scale":
             return self.loss_scale[index]
+        if name == "learning_rate_decay":
+            return self.learning_rate_decay[index]
         if name in self.inert:
             return self.inert[name][index]
         if name == "learning_rate" and self.base_learning_rate is not None:
@@ -191,13 +213,19 @@ class LiveHyperparameters:
 
     def apply_learning_rate(self, index) -> None:
         """Sets member `index`'s optimizer rate to its base rate x the schedule multiplier x
-        the callbacks' scale (backend assigns; the fused step calls it before every update)."""
+        the callbacks' scale (x its decay^t, when tuned, t the steps its optimizer has taken);
+        backend assigns, which the fused step calls before every update."""
         if self.base_learning_rate is None:
             return
         base = self.base_learning_rate[index]
         rate = learning_rate_variable(self.members[index])
-        rate.assign(base * ops.cast(self.learning_rate_multiplier, base.dtype)
-                    * ops.cast(self.learning_rate_scale, base.dtype))
+        value = (base * ops.cast(self.learning_rate_multiplier, base.dtype)
+                 * ops.cast(self.learning_rate_scale, base.dtype))
+        if self.learning_rate_decay is not None:
+            steps = self.members[index].optimizer.iterations
+            value = value * ops.power(ops.cast(self.learning_rate_decay[index], base.dtype),
+                                      ops.cast(steps, base.dtype))
+        rate.assign(value)
 
     def _check_variable_rates(self, what):
         if self.base_learning_rate is None:
@@ -248,6 +276,7 @@ class LiveHyperparameters:
 
         self.l2 = trim(self.l2)
         self.loss_scale = trim(self.loss_scale)
+        self.learning_rate_decay = trim(self.learning_rate_decay)
         self.inert = {name: trim(values) for name, values in self.inert.items()}
         self.base_learning_rate = trim(self.base_learning_rate)
         self.compiled_learning_rates = trim(self.compiled_learning_rates)
@@ -266,7 +295,7 @@ class LiveHyperparameters:
                 )
             variable = self.variable(index, name)
             variable.assign(_representable_within(self.priors[name], value, variable.dtype))
-            if name == "learning_rate":
+            if name in ("learning_rate", "learning_rate_decay"):
                 self.apply_learning_rate(index)
 
     def values_of(self, index) -> dict:
@@ -278,11 +307,13 @@ class LiveHyperparameters:
 
     def own_variables(self) -> list:
         """The variables this object created (not the optimizers'), in a fixed order: l2,
-        loss_scale, each inert name's, the base learning rates, the schedule multiplier."""
+        loss_scale, each inert name's, the base learning rates, the schedule multiplier, the
+        learning-rate decays."""
         variables = list(self.l2 or []) + list(self.loss_scale or [])
         for inert in self.inert.values():
             variables.extend(inert)
         variables.extend(self.base_learning_rate or [])
         if self.learning_rate_multiplier is not None:
             variables.append(self.learning_rate_multiplier)
+        variables.extend(self.learning_rate_decay or [])
         return variables

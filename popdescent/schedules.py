@@ -159,6 +159,11 @@ def lineage_schedule(population, index):
         raise ValueError("no lineage yet: fit the population with a strategy callback first")
     if "learning_rate" not in population.priors:
         raise ValueError("the learning rate is not a tuned hyperparameter of this population")
+    if "learning_rate_decay" in population.priors:
+        # decay^t counts the steps since each optimizer (re)started, which the lineage does
+        # not record through copies and restarts: a replay would be wrong, so none is given.
+        raise ValueError("exported_schedule cannot replay a tuned learning_rate_decay (the "
+                         "lineage does not record each member's optimizer restarts)")
     schedule = getattr(population, "learning_rate_schedule", None)
     rates, l2 = [], [] if "l2" in population.priors else None
     for start, end, size, values in ancestry(population, index):

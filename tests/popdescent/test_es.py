@@ -150,12 +150,16 @@ def test_a_learning_rate_far_too_small_climbs(estimator, problem):
     assert thetas[-1] - np.log10(1e-5) > 0.5
 
 
-def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(problem, tmp_path):
-    """θ, the outer optimizer's state, each particle's ε and PES's sums survive a crash."""
+@pytest.mark.parametrize("decay", [False, True], ids=["learning_rate", "with_decay"])
+def test_an_interrupted_run_resumes_from_its_backup_bit_for_bit(decay, problem, tmp_path):
+    """θ, the outer optimizer's state, each particle's ε and PES's sums survive a crash (and
+    each member's tuned decay, with the (initial rate, decay) pair)."""
     x, y, x_val, y_val = problem
+    hyperparameters = {"learning_rate": pd.LogUniform(1e-3, 1e-2, bounds=(1e-5, 1.0)),
+                       "learning_rate_decay": pd.Uniform(0.8, 0.99)} if decay else None
 
     def run(directory, extra):
-        pop = population()
+        pop = population(hyperparameters=hyperparameters)
         strategy = pd.EvolutionStrategies("pes", sigma=0.2, horizon=3, cv_batch_size=32, seed=2)
         pop.fit(x, y, batch_size=16, epochs=5, steps_per_epoch=3, validation_data=(x_val, y_val),
                 verbose=0, callbacks=[pd.BackupAndRestore(directory), strategy, *extra])
@@ -192,3 +196,89 @@ def test_members_start_and_restart_from_member_zeros_weights_unless_told_not_to(
         assert np.array_equal(starts[0][index], starts[0][0]) == shared_start
         assert np.array_equal(restarted[index], restarted[0]) == shared_start
     np.testing.assert_array_equal(restarted[0], initial[0])
+
+
+def decaying_population(decay_prior, size=2):
+    return pd.Population(make_model(keras.optimizers.SGD(0.1)), size=size, seed=0,
+                         hyperparameters={"learning_rate": pd.LogUniform(0.05, 0.2),
+                                          "learning_rate_decay": decay_prior})
+
+
+def test_a_tuned_learning_rate_decay_makes_each_members_rate_lr0_times_decay_to_the_t(problem):
+    # Seed 002's schedule lr_t = lr0 * decay^t, t counted from the member optimizer's start:
+    # the optimizer's own rate at its t-th update, read by a callback after each batch.
+    x, y, _, _ = problem
+    pop = decaying_population(pd.Uniform(0.5, 0.9))
+    rates = []
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            rates.append([float(m.optimizer.learning_rate.numpy()) for m in pop.members])
+
+    pop.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=3, verbose=0, callbacks=[Rates()])
+    values = pop.hyperparameter_values()
+    for t, step_rates in enumerate(rates):
+        for member, rate in zip(values, step_rates):
+            # The rate set before update t (t = 0, 1, ...) is lr0 * decay^t.
+            assert rate == pytest.approx(
+                member["learning_rate"] * member["learning_rate_decay"] ** t, rel=1e-5)
+
+
+def test_a_tuned_decay_survives_save_and_load(problem, tmp_path):
+    x, y, _, _ = problem
+    pop = decaying_population(pd.Uniform(0.5, 0.9))
+    pop.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=2, verbose=0)
+    pop.save(tmp_path / "pop.keras")
+    loaded = pd.load_population(tmp_path / "pop.keras")
+    assert loaded.hyperparameter_values() == pop.hyperparameter_values()
+    for saved, restored in zip(pop.members, loaded.members):
+        assert float(restored.optimizer.learning_rate.numpy()) == pytest.approx(
+            float(saved.optimizer.learning_rate.numpy()))
+
+
+def test_a_restarted_member_starts_its_decay_again(problem):
+    x, y, x_val, y_val = problem
+    pop = decaying_population(pd.Uniform(0.5, 0.9))
+    strategy = pd.EvolutionStrategies("es_single", sigma=0.05, learning_rate=0.01,
+                                      horizon=1, cv_batch_size=32)
+    first_updates = []
+
+    class FirstUpdate(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                first_updates.append((float(pop.member(0).optimizer.learning_rate.numpy()),
+                                      pop.hyperparameter_values()[0]["learning_rate"]))
+
+    pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=3, validation_data=(x_val, y_val),
+            verbose=0, callbacks=[strategy, FirstUpdate()])
+    # horizon=1: every epoch is a new inner problem, whose first update runs at the member's
+    # lr0 (decay^0), not at lr0 * decay^(3 * epoch).
+    assert len(first_updates) == 3
+    for rate, lr0 in first_updates:
+        assert rate == pytest.approx(lr0, rel=1e-5)
+
+
+def test_es_tunes_the_initial_rate_and_the_decay_as_two_outer_parameters(problem):
+    pop = decaying_population(pd.Uniform(0.5, 0.99), size=4)
+    strategy = pd.EvolutionStrategies("es_single", sigma=0.05, learning_rate=0.05,
+                                      cv_batch_size=32)
+    history = fit(pop, strategy, problem)
+    assert set(strategy.theta_values(pop)) == {"learning_rate", "learning_rate_decay"}
+    assert len(history.history["theta_learning_rate_decay"]) == 4
+    decays = [m["learning_rate_decay"] for m in pop.hyperparameter_values()]
+    assert len(set(np.round(decays, 6))) > 1  # every particle its own perturbed decay
+
+
+@pytest.mark.parametrize("prior, reach", [(pd.Uniform(0.5, 1.5), "1.5"),
+                                          (pd.Uniform(0.0, 0.9), "0.0")])
+def test_a_decay_prior_outside_0_1_is_refused_naming_it(prior, reach):
+    with pytest.raises(ValueError, match=r"learning_rate_decay.*\(0\.0, 1\.0\].*" + reach):
+        decaying_population(prior)
+
+
+def test_the_exported_schedule_refuses_a_tuned_decay_it_cannot_replay(problem):
+    pop = decaying_population(pd.Uniform(0.5, 0.9), size=4)
+    fit(pop, pd.EvolutionStrategies("es_single", sigma=0.05, cv_batch_size=32), problem,
+        epochs=1)
+    with pytest.raises(ValueError, match="cannot replay a tuned learning_rate_decay"):
+        pop.exported_schedule()
