@@ -62,7 +62,9 @@ class Population(FusedTrainStep, keras.Model):
             learning-rate variable), `"l2"` (a penalty `l2 * sum(kernel**2)` added to the
             member's training loss), `"loss_scale"` (multiplies the member's training loss,
             penalty included, before its gradient is taken: the reference code's "learning
-            rate", which under Adam acts only through Adam's epsilon), any other optimizer
+            rate", which under Adam acts only through Adam's epsilon),
+            `"learning_rate_decay"` (in (0, 1]: the member trains at its rate x decay^t, t its
+            optimizer's steps since it started or restarted), any other optimizer
             attribute held in a variable, or any other name with an `Inert` prior (kept,
             mutated and recorded, read by nothing).
             Default: `{"learning_rate": LogUniform(lr / 10, lr * 10)}` around the compiled
