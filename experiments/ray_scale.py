@@ -163,7 +163,10 @@ def main(argv=None):
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": ROOT, "TF_NUM_INTRAOP_THREADS": "1",
                                            "TF_NUM_INTEROP_THREADS": "1",
-                                           "TF_CPP_MIN_LOG_LEVEL": "3"}})
+                                           "TF_CPP_MIN_LOG_LEVEL": "3",
+                                           # a reused worker's wait for the last trial's
+                                           # thread (2 s by default; see README)
+                                           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}})
     try:
         rows["scheduler"] = scheduler_trials(build, splits, steps, reports, args.seed, storage)
         loads["scheduler"] = os.getloadavg()[1]

@@ -26,6 +26,10 @@ def ray_session():
             "TF_NUM_INTEROP_THREADS": "1",
             "CUDA_VISIBLE_DEVICES": "",
             "POPDESCENT_DOWNLOAD": "0",
+            # A reused worker waits this long for the previous trial's training thread to
+            # end, and errors the trial after it (2 s by default: too short on a loaded CI
+            # machine, where a restarted island failed so).
+            "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60",
         }})
     yield
     ray.shutdown()
