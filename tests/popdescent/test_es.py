@@ -282,3 +282,10 @@ def test_the_exported_schedule_refuses_a_tuned_decay_it_cannot_replay(problem):
         epochs=1)
     with pytest.raises(ValueError, match="cannot replay a tuned learning_rate_decay"):
         pop.exported_schedule()
+
+
+def test_a_decay_needs_variable_learning_rates_and_says_so():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.9)
+    with pytest.raises(ValueError, match=r"learning_rate_decay.*LearningRateSchedule"):
+        pd.Population(make_model(keras.optimizers.SGD(schedule)), size=2, seed=0,
+                      hyperparameters={"learning_rate_decay": pd.Uniform(0.5, 0.9)})
