@@ -33,17 +33,16 @@ __all__ = ["LiveHyperparameters"]
 POPULATION_NAMES = ("l2", "loss_scale", "learning_rate_decay")
 
 # The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
-# before training, not discovered as a NaN member later. (low, low is allowed)
+# before training, not discovered as a NaN member later. (low, low is allowed, high, high is
+# allowed)
 _HYPERPARAMETER_RANGES = {
-    "learning_rate": (0.0, False),
-    "l2": (0.0, True),
-    "loss_scale": (0.0, False),
-    "weight_decay": (0.0, True),
-    "epsilon": (0.0, False),
-    "learning_rate_decay": (0.0, False),
+    "learning_rate": (0.0, False, np.inf, False),
+    "l2": (0.0, True, np.inf, False),
+    "loss_scale": (0.0, False, np.inf, False),
+    "weight_decay": (0.0, True, np.inf, False),
+    "epsilon": (0.0, False, np.inf, False),
+    "learning_rate_decay": (0.0, False, 1.0, True),
 }
-# Names with an upper end as well: (high, high is allowed).
-_HYPERPARAMETER_MAXIMA = {"learning_rate_decay": (1.0, True)}
 
 
 def _prior_extent(prior):
@@ -58,8 +57,7 @@ def _prior_extent(prior):
 def _check_prior_range(name, prior):
     if name not in _HYPERPARAMETER_RANGES:
         return
-    low, inclusive = _HYPERPARAMETER_RANGES[name]
-    high, high_inclusive = _HYPERPARAMETER_MAXIMA.get(name, (np.inf, False))
+    low, inclusive, high, high_inclusive = _HYPERPARAMETER_RANGES[name]
     smallest, largest = _prior_extent(prior)
     below = smallest < low or (smallest == low and not inclusive)
     above = largest > high or (largest == high and not high_inclusive)

@@ -140,11 +140,11 @@ class BudgetAwareness:
         range_test: spend the first iteration on a learning-rate range test (see
             `range_test_rates` and `range_test_plan`).
         commit_early: at a rung, when the protected member ranks first, keep it alone (see
-            `commits`).
+            `commits`); None (the default) means True.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000, range_test=None, commit_early=True):
+                 rung_samples=10_000, range_test=None, commit_early=None):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -160,9 +160,11 @@ class BudgetAwareness:
                              f"{range_test!r}")
         self.range_test = None if range_test is None else bool(range_test)
         self.range_test_pending = self.range_test
-        if not isinstance(commit_early, (bool, np.bool_)):
-            raise ValueError(f"commit_early must be True or False, got {commit_early!r}")
-        self.commit_early = bool(commit_early)
+        # None: the default, on (docs/budget_aware.md has the three-seed evidence).
+        if commit_early is not None and not isinstance(commit_early, (bool, np.bool_)):
+            raise ValueError(f"commit_early must be True or False, got {commit_early!r} "
+                             f"(None: the default, on)")
+        self.commit_early = True if commit_early is None else bool(commit_early)
         self.rescue = RescueTracker()
         self.shrunk = False
 

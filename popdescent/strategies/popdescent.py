@@ -202,8 +202,7 @@ class PopDescent(PopulationStrategy):
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
-                rung_samples=rung_samples, range_test=range_test,
-                commit_early=True if commit_early is None else commit_early)
+                rung_samples=rung_samples, range_test=range_test, commit_early=commit_early)
         elif (schedule != "default" or rungs is not None or range_test
               or commit_early is not None):
             raise ValueError(
