@@ -5,6 +5,9 @@ batches (one graph on TensorFlow: one forward and one backward pass over all mem
 each member's own optimizer update), keeps each member's live hyperparameters in backend
 variables, and offers strategies a small surface: measure member losses, copy a member,
 perturb weights, set hyperparameters. Strategies (PopDescent, ...) are Keras callbacks.
+The surface lives in mixins, one job each: `FusedTrainStep` (the compiled step),
+`MemberOperations` (copy, perturb, restart a member, apply a plan), `MemberFitness`
+(member losses and fitness); this module holds construction, shrinking, fit and saving.
 """
 
 from __future__ import annotations
@@ -15,17 +18,16 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from popdescent import members as members_lib
 from popdescent.backup import arrange_callbacks
 from popdescent.budget import MemberStepBudget, check_member_steps, planned_iterations
 from popdescent.fused_step import FusedTrainStep
+from popdescent.member_fitness import MemberFitness
+from popdescent.member_operations import MemberOperations
 from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
 from popdescent.population_optimizer import PopulationOptimizer
-from popdescent.selection import inverse_loss_fitness, sanitize_fitness
-from popdescent.array_inputs import count_examples, take
 from popdescent.training_data import (
     check_validation_freq,
     pop_input_keywords,
@@ -42,7 +44,7 @@ def _check_size(size):
 
 
 @keras.saving.register_keras_serializable(package="popdescent")
-class Population(FusedTrainStep, keras.Model):
+class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
     """A population of Keras models trained together; itself a `keras.Model`.
 
     `fit`, `evaluate`, `predict`, `save`, callbacks, History and the progress bar work the
@@ -198,96 +200,7 @@ class Population(FusedTrainStep, keras.Model):
         """A table: one dict of live hyperparameter values per member."""
         return [self.hyperparameters_of(index) for index in range(self.size)]
 
-    # ----------------------------------------------------------------- member operations
-    def member(self, index) -> keras.Model:
-        """Member `index` itself (not a copy): training it changes the population."""
-        return self.members[index]
-
-    def _member_variables(self, index):
-        member = self.members[index]
-        return list(member.weights) + list(member.optimizer.variables)
-
-    def member_state(self, index) -> list:
-        """A snapshot (tensors) of member `index`: weights, optimizer state, hyperparameters."""
-        variables = self._member_variables(index)
-        snapshot = [tf.identity(variable.value) for variable in variables]
-        return snapshot + [self.hyperparameters_of(index)]
-
-    def load_member_state(self, index, state) -> None:
-        """Overwrites member `index` with a `member_state` snapshot (backend assigns)."""
-        *tensors, hyperparameters = state
-        for variable, value in zip(self._member_variables(index), tensors, strict=True):
-            variable.assign(value)
-        self.set_hyperparameters(index, hyperparameters)
-
-    def copy_member(self, source, destination) -> None:
-        """Member `destination` becomes a copy of `source`: weights, its own copy of the
-        optimizer state, and hyperparameters."""
-        if source != destination:
-            self.load_member_state(destination, self.member_state(source))
-
-    def perturb_weights(self, index, stddev, seed, relative=False) -> None:
-        """Adds independent Gaussian noise N(0, stddev) to every trainable weight of member
-        `index`; `seed` (an int) makes the draw reproducible. With `relative`, each
-        variable's noise std is `stddev` times that variable's own standard deviation, so a
-        wide Dense kernel and a small bias are disturbed alike (the paper's noise is absolute).
-        """
-        if stddev <= 0:
-            return
-        if getattr(self, "_perturb_member", None) is None:
-            self._perturb_member = tf.function(self._perturb_member_graph)
-        self._perturb_member(
-            tf.constant(int(index), tf.int32),
-            tf.constant(int(seed), tf.int64),
-            tf.constant(float(stddev), tf.float64),
-            tf.constant(bool(relative)),
-        )
-
-    def _perturb_member_graph(self, index, seed, stddev, relative):
-        # One traced function for all members, switching on the index: one dispatch per
-        # mutation instead of one per weight, the weights' draws run in parallel, and it
-        # traces once (one function per member traced N times, and TensorFlow warned of
-        # "frequent retracing" from five members on).
-        def branch(variables):
-            def perturb():
-                members_lib.add_weight_noise(variables, seed, stddev, relative)
-                return tf.constant(0)
-
-            return perturb
-
-        tf.switch_case(index, [branch(member.trainable_variables) for member in self.members])
-
-    def shift_weights(self, index, offset) -> None:
-        """Adds the same number `offset` to every trainable weight of member `index`: the
-        reference code's weight mutation (one scalar draw for the whole model)."""
-        if isinstance(offset, bool) or not isinstance(
-            offset, (int, float, np.integer, np.floating)
-        ) or not np.isfinite(offset):
-            raise ValueError(f"offset must be a finite number, got {offset!r}")
-        for variable in self.members[index].trainable_variables:
-            variable.assign(variable.value + ops.cast(offset, variable.dtype))
-
-    def reinitialize_member(self, index) -> None:
-        """Member `index` restarts: the trainable weights its slot had when the population's
-        first `fit` began, and fresh optimizer state (step count and slots zero). Its
-        hyperparameters stay; a strategy sets new ones. Used to rescue a dead population."""
-        if self._initial_weights is None:
-            raise ValueError(
-                "reinitialize_member needs the initial weights, which fit keeps only for a "
-                "callback with needs_initial_weights = True (PopDescent(rescue_after=...))"
-            )
-        self.set_member_weights(index, self._initial_weights[index])
-        optimizer = self.members[index].optimizer
-        rate = optimizer.learning_rate
-        # A LossScaleOptimizer's (mixed_float16) scale restarts at its initial value: at zero
-        # every gradient would be 0/0 and every step skipped.
-        loss_scale = getattr(optimizer, "dynamic_scale", None)
-        for variable in optimizer.variables:
-            if variable is loss_scale:
-                variable.assign(optimizer.initial_scale)
-            elif variable is not rate:
-                variable.assign(ops.zeros(variable.shape, variable.dtype))
-
+    # ----------------------------------------------------------------- shrinking
     def keep_members(self, indices) -> None:
         """Shrinks the population to the members `indices` (at least one); the others leave
         the fused step, which retraces once at its next call. Member-steps already taken
@@ -329,32 +242,7 @@ class Population(FusedTrainStep, keras.Model):
         self.make_train_function(force=True)
         self.test_function = self.predict_function = None
 
-    def apply_plan(self, slots, parents, hyperparameters, weight_noise=None, seeds=None,
-                   noise_mode="per_weight") -> None:
-        """Applies a strategy's replacement plan: slot `slots[k]` becomes a copy of
-        `parents[k]` (each parent snapshotted once, before any slot is overwritten), its
-        weights get noise of std `weight_noise[k]` drawn from `seeds[k]` ("per_weight": an
-        independent draw per weight; "relative": scaled by each variable's own std;
-        "scalar": one draw added to every weight, the reference code's), and its
-        hyperparameters become `hyperparameters[k]`."""
-        snapshots = {int(p): self.member_state(int(p)) for p in set(np.asarray(parents).tolist())}
-        for k, (slot, parent) in enumerate(zip(slots, parents)):
-            self.load_member_state(int(slot), snapshots[int(parent)])
-            stddev = 0.0 if weight_noise is None else float(weight_noise[k])
-            if stddev > 0 and noise_mode == "scalar":
-                offset = np.random.default_rng(int(seeds[k])).normal(0.0, stddev)
-                self.shift_weights(int(slot), float(offset))
-            elif stddev > 0:
-                self.perturb_weights(int(slot), stddev, int(seeds[k]),
-                                     relative=noise_mode == "relative")
-            self.set_hyperparameters(int(slot), hyperparameters[k])
-
-    def set_member_weights(self, index, weights) -> None:
-        """Assigns a list of tensors to member `index`'s trainable weights (backend assigns)."""
-        for variable, value in zip(self.members[index].trainable_variables, weights, strict=True):
-            variable.assign(value)
-
-    # ----------------------------------------------------------------- fitness
+    # ----------------------------------------------------------------- progress and state
     @property
     def gradient_steps(self) -> int:
         """Member-steps taken so far: every gradient step of every member that actually ran.
@@ -367,60 +255,6 @@ class Population(FusedTrainStep, keras.Model):
         if self.member_step_budget is None:
             return None
         return min(1.0, (self.gradient_steps - self._budget_start) / self.member_step_budget)
-
-    def _member_losses_graph(self, x, y):
-        return ops.stack([
-            member.compute_loss(x=x, y=y, y_pred=member(x, training=False), training=False)
-            for member in self.members
-        ])
-
-    def member_losses(self, x, y, batch_size=None) -> np.ndarray:
-        """Each member's loss on (x, y), as `member.evaluate` computes it; shape (size,)."""
-        if self._member_loss_function is None:
-            self._member_loss_function = tf.function(
-                self._member_losses_graph, reduce_retracing=True
-            )
-        count = count_examples(x)
-        batch_size = count if batch_size is None else int(batch_size)
-        total = np.zeros(self.size, dtype=np.float64)
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            window = slice(start, stop)
-            losses = self._member_loss_function(take(x, window), take(y, window)).numpy()
-            total += losses.astype(np.float64) * (stop - start)
-        return total / count
-
-    def evaluate_fitness(self, x, y, fitness=inverse_loss_fitness, batch_size=None) -> np.ndarray:
-        """Measures every member's fitness on (x, y), stores it in `self.fitness`, returns it.
-
-        A member whose loss, weights or optimizer state is non-finite gets fitness 0, whatever
-        the fitness function says; the mask is kept in `self.nonfinite`.
-        """
-        losses = self.member_losses(x, y, batch_size)
-        self.last_losses = losses
-        self.nonfinite = ~np.isfinite(losses) | self.nonfinite_members()
-        self.fitness = sanitize_fitness(fitness(losses))
-        self.fitness[self.nonfinite] = 0.0
-        return self.fitness
-
-    def nonfinite_members(self) -> np.ndarray:
-        """A boolean mask, shape (size,): True where a member's weights or optimizer state hold
-        a NaN or an infinity (one compiled check over all members, no retrace)."""
-        if self._nonfinite_function is None:
-            groups = [
-                [v for v in self._member_variables(i) if "float" in str(v.dtype)]
-                for i in range(self.size)
-            ]
-
-            def check():
-                return tf.stack([
-                    tf.logical_not(tf.reduce_all(tf.stack(
-                        [tf.reduce_all(tf.math.is_finite(v.value)) for v in group])))
-                    for group in groups
-                ])
-
-            self._nonfinite_function = tf.function(check)
-        return self._nonfinite_function().numpy()
 
     def state_variables(self) -> list:
         """Every variable of the training state, in a fixed order: each member's variables
@@ -437,16 +271,6 @@ class Population(FusedTrainStep, keras.Model):
             variables.append(self.live_hyperparameters.learning_rate_scale)
         variables.append(self.optimizer.iterations)
         return variables
-
-    def best_index(self) -> int:
-        """Index of the fittest member by the last recorded fitness (never by test data)."""
-        if self.fitness is None:
-            raise ValueError(
-                "no fitness recorded yet: fit with a strategy callback such as PopDescent, or "
-                "call pop.evaluate_fitness(x_val, y_val)"
-            )
-        fitness = np.where(np.isnan(self.fitness), -np.inf, self.fitness)
-        return int(np.argmax(fitness))
 
     def best_model(self) -> keras.Model:
         """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
