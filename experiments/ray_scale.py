@@ -144,6 +144,8 @@ def main(argv=None):
     args = parse_args(argv)
     import ray
 
+    from popdescent.ray import cpu_worker_env
+
     train_examples, steps, reports = SCALES[args.scale]
     splits = load_dataset("fmnist", train_subset=train_examples, seed=args.seed)
     build = make_build(args.model, args.seed)
@@ -161,12 +163,7 @@ def main(argv=None):
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": ROOT, "TF_NUM_INTRAOP_THREADS": "1",
-                                           "TF_NUM_INTEROP_THREADS": "1",
-                                           "TF_CPP_MIN_LOG_LEVEL": "3",
-                                           # a reused worker's wait for the last trial's
-                                           # thread (2 s by default; see README)
-                                           "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}})
+                 runtime_env={"env_vars": cpu_worker_env(pythonpath=ROOT)})
     try:
         rows["scheduler"] = scheduler_trials(build, splits, steps, reports, args.seed, storage)
         loads["scheduler"] = os.getloadavg()[1]

@@ -5,6 +5,7 @@
 - `keras_trainable(build, data)`: the trial that trains one compiled Keras model for it.
 - `island_trainable` and `IslandMigration`: each trial a whole fused `Population` with
   `PopDescent` inside; the fittest members migrate between islands.
+- `cpu_worker_env()`: the workers' environment for trials sharing a few CPU cores.
 """
 
 try:
@@ -17,5 +18,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from popdescent.ray.islands import IslandMigration, island_trainable
 from popdescent.ray.scheduler import PopDescentScheduler
 from popdescent.ray.trainable import keras_trainable
+from popdescent.ray.worker_env import cpu_worker_env
 
-__all__ = ["PopDescentScheduler", "keras_trainable", "IslandMigration", "island_trainable"]
+__all__ = [
+    "PopDescentScheduler", "keras_trainable", "IslandMigration", "island_trainable", "cpu_worker_env",
+]
