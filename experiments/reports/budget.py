@@ -3,6 +3,9 @@
     python -m experiments.budget_report [--results results] [--robustness results/robustness]
         [--scale quick] [--docs docs] [--variants DIR ...]
 
+writes docs/budget_aware.{md,png} and budget_aware_bias.png for the quick scale, and
+docs/budget_aware_<scale>.* for another (the paper scale's 32,000-step FMNIST runs).
+
 Reads the `quick`-scale records of `experiments.benchmark` (the paper's learning-rate range)
 and of `experiments.robustness` (the too-small and too-large ranges) and writes, per dataset,
 the test loss (mean ± sample std over seeds, n) of every method from every range, the
@@ -50,9 +53,9 @@ def _losses(records, method):
     for record in records:
         if record["method"] != name or record.get("failed"):
             continue
-        loss = record["extras"][extra]["test_loss"] if extra else record.get("test_loss")
         if extra and extra not in record.get("extras", {}):
-            continue
+            continue  # a run without that row (e.g. an ensemble it did not record)
+        loss = record["extras"][extra]["test_loss"] if extra else record.get("test_loss")
         if loss is not None and math.isfinite(loss):
             values.append((record["seed"], float(loss)))
     return sorted(values)
@@ -378,9 +381,11 @@ def main(argv=None) -> int:
     groups = load(args.results, args.robustness, args.scale, args.variants)
     docs = pathlib.Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    print(write_markdown(groups, docs / "budget_aware.md", args.scale))
-    write_figure(groups, docs / "budget_aware.png")
-    write_bias_figure(groups, args.sweep, args.scale, docs / "budget_aware_bias.png")
+    # The quick scale is the main table; another scale gets files of its own.
+    stem = "budget_aware" if args.scale == "quick" else f"budget_aware_{args.scale}"
+    print(write_markdown(groups, docs / f"{stem}.md", args.scale))
+    write_figure(groups, docs / f"{stem}.png")
+    write_bias_figure(groups, args.sweep, args.scale, docs / f"{stem}_bias.png")
     return 0
 
 

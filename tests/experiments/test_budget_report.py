@@ -166,3 +166,23 @@ def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):
     text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
     assert "| ES-Single | 0.300 (n=1: 5) | not run | not run |" in text
     assert "| PES | 0.310 (n=1: 5) | not run | not run |" in text
+
+
+def test_another_scale_is_rendered_to_files_of_its_own(tmp_path):
+    """The 32,000-step runs (scale "paper") get docs/budget_aware_paper.*, and leave the
+    quick-scale table in docs/budget_aware.md as it was."""
+    long_runs = [{**_record(method, 5, loss), "scale": "paper"}
+                 for method, loss in (("adam", 0.248), ("popdescent", 0.244))]
+    _write(tmp_path / "results", long_runs + [_record("adam", 5, 0.25)])
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "budget_aware.md").write_text("the quick-scale table")
+    budget.main(["--results", str(tmp_path / "results"), "--robustness",
+                 str(tmp_path / "robustness"), "--variants", "--sweep", str(tmp_path / "none"),
+                 "--scale", "paper", "--docs", str(docs)])
+    text = (docs / "budget_aware_paper.md").read_text()
+    assert "evidence at the `paper` scale" in text
+    assert "| Adam, constant rate | 0.248 (n=1: 5) |" in text
+    assert "| PopDescent (paper) | 0.244 (n=1: 5) |" in text
+    assert (docs / "budget_aware_paper.png").exists()
+    assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
