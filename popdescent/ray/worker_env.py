@@ -26,5 +26,8 @@ def cpu_worker_env(pythonpath=None) -> dict:
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60",
     }
     if pythonpath is not None:
+        if not isinstance(pythonpath, (str, os.PathLike)):
+            raise TypeError(f"pythonpath must be a directory path (str or os.PathLike) or None, "
+                            f"got {pythonpath!r}")
         env["PYTHONPATH"] = os.fspath(pythonpath)
     return env
