@@ -87,8 +87,9 @@ class BackupAndRestore(keras.callbacks.Callback):
     step counter, `population.fitness`, `population.lineage`, and every strategy callback's
     state (its random generator's `bit_generator.state`), as well as the state of any other
     callback that defines `get_state()` and `set_state(state)` (a learning curve, say, that
-    must go on where it stopped). When `fit` starts and a backup
-    exists, it restores all of it and training continues at the next iteration, on the same
+    must go on where it stopped), with the arrays of one that also defines `get_arrays()`
+    (name -> array) and `set_arrays(arrays)` (the budget-aware survivor's best weights).
+    When `fit` starts and a backup exists, it restores all of it and training continues at the next iteration, on the same
     batches: re-running a killed command gives a final population bit-identical to an
     uninterrupted run with the same seed, on the same machine and software.
 
@@ -263,7 +264,22 @@ def collect_state(population, strategies, epoch, run):
         "lineage": population.lineage,
         "strategy_states": [s.get_state() for s in strategies],
     }
+    for index, strategy in enumerate(strategies):
+        for name, value in callback_arrays(strategy).items():
+            arrays[f"{_CALLBACK_ARRAY_PREFIX}{index:02d}_{name}"] = np.asarray(value)
     return arrays, meta
+
+
+# A callback's arrays (weights it keeps, too large for JSON state) are stored beside the
+# variables under this prefix, its position and the array's own name.
+_CALLBACK_ARRAY_PREFIX = "callback_"
+
+
+def callback_arrays(callback) -> dict:
+    """The arrays a callback keeps beyond its JSON state: `get_arrays()` where it defines one
+    (name -> array), else none."""
+    get_arrays = getattr(callback, "get_arrays", None)
+    return get_arrays() if callable(get_arrays) else {}
 
 
 def restore_state(population, strategies, arrays, meta) -> None:
@@ -277,8 +293,13 @@ def restore_state(population, strategies, arrays, meta) -> None:
     population.fitness = arrays["fitness"].copy() if "fitness" in arrays else None
     population.nonfinite = np.array(meta["nonfinite"], dtype=bool)
     population.lineage = meta["lineage"]
-    for strategy, state in zip(strategies, meta["strategy_states"], strict=True):
+    for index, (strategy, state) in enumerate(zip(strategies, meta["strategy_states"],
+                                                  strict=True)):
         strategy.set_state(state)
+        if callable(getattr(strategy, "set_arrays", None)):
+            prefix = f"{_CALLBACK_ARRAY_PREFIX}{index:02d}_"
+            strategy.set_arrays({name[len(prefix):]: arrays[name] for name in arrays
+                                 if name.startswith(prefix)})
 
 
 # ------------------------------------------------------------------- files

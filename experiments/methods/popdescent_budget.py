@@ -9,7 +9,12 @@ the budget's member-steps, in iterations of a quarter of the budget's `steps_per
 `BudgetSchedule()`; the population shrinks 5 -> 2 -> 1 at 5 % and 20 % of the budget; the
 compiled-rate member is protected until the last rung; stuck members are rescued.
 `options["rungs"]` replaces the default rungs (e.g. `[[0.1, 2], [0.3, 1]]`, the default
-before 2026-11-30) and `options["commit_early"]` (true/false) the library's `commit_early`.
+before 2026-11-30), `options["commit_early"]` (true/false) the library's `commit_early` and
+`options["restore_best_weights"]` (true/false) its `restore_best_weights`. The survivor's
+checkpoint is checked at `adam`'s cadence (`restore_best_every` = one check per
+`steps_per_iteration * population_size` member-steps), so both choose among as many
+checkpoints on the same validation half. Records made before 2026-12-01 returned the final
+weights (there was no checkpoint).
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the member the run would return.
@@ -36,7 +41,7 @@ from experiments.methods.population import BestMemberCurve, lineage_summary
 from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
 
 # The harness options that reach `PopDescent(budget_aware=True)` as its own arguments.
-BUDGET_OPTIONS = ("rungs", "commit_early")
+BUDGET_OPTIONS = ("rungs", "commit_early", "restore_best_weights")
 ITERATION_SHARE = 4  # iterations are steps_per_iteration // 4 steps long
 BACKUPS_PER_RUN = 5
 
@@ -91,7 +96,9 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
     # 5 % and 20 %; options["commit_early"]: see PopDescent (it checks both before training).
     variant = {name: context.options[name] for name in BUDGET_OPTIONS if name in context.options}
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
-                          budget_aware=True, range_test=range_test, **variant)
+                          budget_aware=True, range_test=range_test,
+                          restore_best_every=budget.steps_per_iteration * budget.population_size,
+                          **variant)
     steps = max(1, budget.steps_per_iteration // ITERATION_SHARE)
     iterations = strategy.planned_iterations(budget.member_steps, budget.population_size, steps)
     curve = SparseCurve(data, budget.cv_batch_size, started,
@@ -118,6 +125,7 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         "shrinks": [{"iteration": e["epoch"] + 1, "gradient_steps": e["gradient_steps"],
                      "kept": e["kept"], "left": e["left"], "rung_losses": e["rung_losses"]}
                     for e in population.lineage if "kept" in e],
+        "restored_best": population.lineage[-1].get("restored_best"),
         "restarts": sum(bool(m.get("restarted")) for e in population.lineage
                         for m in e["members"]),
         # The returned member's learning rate every 64th of its own steps (the full

@@ -180,5 +180,7 @@ def lineage_summary(population: Population) -> list:
         }
         for name in population.priors:
             iteration[name] = [member["hyperparameters"][name] for member in members]
+        if "survivor_loss" in entry:  # budget-aware: the last member's checkpoint check
+            iteration["survivor_loss"] = entry["survivor_loss"]
         summary.append(iteration)
     return summary

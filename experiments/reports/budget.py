@@ -78,12 +78,14 @@ DEFAULT_RUNGS = [list(pair) for pair in default_rungs(5)]
 # Today's default of each budget-aware setting a run records in details.strategy.budget
 # (a run made before a setting existed has none recorded and ran as its default then).
 DEFAULT_BUDGET = {"rungs": DEFAULT_RUNGS,
-                  "commit_early": BudgetAwareness().get_config()["commit_early"]}
+                  **{name: BudgetAwareness().get_config()[name]
+                     for name in ("commit_early", "restore_best_weights")}}
 
 
 def variant_name(record) -> str:
     """The row a budget-aware record belongs to: its method, plus what made it differ from
-    today's default. The rungs and `commit_early` are read from what the run used
+    today's default. The rungs and the switches of `DEFAULT_BUDGET` (off where a run did
+    not record them: they did not exist yet) are read from what the run used
     (`details`), not from its command line, so a run made with an earlier default is a
     variant row of its own, and one given today's default as an option is a default run;
     other options (`--option`) name a variant too. Variants are never averaged with the
@@ -94,8 +96,9 @@ def variant_name(record) -> str:
     rungs = budget.get("rungs")
     if rungs is not None and [list(pair) for pair in rungs] != DEFAULT_RUNGS:
         options["rungs"] = rungs
-    if budget.get("commit_early", False) != DEFAULT_BUDGET["commit_early"]:
-        options["commit_early"] = budget.get("commit_early", False)
+    for switch in ("commit_early", "restore_best_weights"):
+        if budget.get(switch, False) != DEFAULT_BUDGET[switch]:
+            options[switch] = budget.get(switch, False)
     if not options:
         return record["method"]
     return record["method"] + " " + ", ".join(

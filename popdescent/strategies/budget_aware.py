@@ -23,6 +23,7 @@ import numpy as np
 
 from popdescent.schedules import BudgetSchedule
 from popdescent.selection import rank_by_fitness, sanitize_fitness
+from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
 from popdescent.validation import check_integer, check_number
 
 __all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs",
@@ -141,10 +142,16 @@ class BudgetAwareness:
             `range_test_rates` and `range_test_plan`).
         commit_early: at a rung, when the protected member ranks first, keep it alone (see
             `commits`); None (the default) means True.
+        restore_best_weights: once one member is left, keep its weights at its lowest loss
+            on the rung samples and give them back at the end of the budget (see
+            `popdescent.strategies.survivor_checkpoint`).
+        restore_best_every: member-steps between two of those checks; None: one iteration
+            of the full population.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
-                 rung_samples=10_000, range_test=None, commit_early=None):
+                 rung_samples=10_000, range_test=None, commit_early=None,
+                 restore_best_weights=True, restore_best_every=None):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -165,6 +172,12 @@ class BudgetAwareness:
             raise ValueError(f"commit_early must be True or False, got {commit_early!r} "
                              f"(None: the default, on)")
         self.commit_early = True if commit_early is None else bool(commit_early)
+        if not isinstance(restore_best_weights, (bool, np.bool_)):
+            raise ValueError(f"restore_best_weights must be True or False, got "
+                             f"{restore_best_weights!r}")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_every = restore_best_every
+        self.checkpoint = SurvivorCheckpoint(restore_best_every)
         self.rescue = RescueTracker()
         self.shrunk = False
 
@@ -177,6 +190,8 @@ class BudgetAwareness:
             "rung_samples": self.rung_samples,
             "range_test": self.range_test,
             "commit_early": self.commit_early,
+            "restore_best_weights": self.restore_best_weights,
+            "restore_best_every": self.restore_best_every,
         }
 
     def rungs_for(self, size):
@@ -196,7 +211,8 @@ class BudgetAwareness:
         losses = self.rescue.starting_losses
         return {"starting_losses": None if losses is None else [float(v) for v in losses],
                 "stuck": self.rescue.stuck, "shrunk": self.shrunk,
-                "range_test_pending": self.range_test_pending}
+                "range_test_pending": self.range_test_pending,
+                "checkpoint": self.checkpoint.get_state()}
 
     def set_state(self, state) -> None:
         losses = state.get("starting_losses")
@@ -204,6 +220,8 @@ class BudgetAwareness:
         self.rescue.stuck = int(state.get("stuck", 0))
         self.shrunk = bool(state.get("shrunk", False))
         self.range_test_pending = bool(state.get("range_test_pending", False))
+        if "checkpoint" in state:
+            self.checkpoint.set_state(state["checkpoint"])
 
     # ------------------------------------------------------------- decisions
     def protected_slot(self, population):
@@ -218,6 +236,9 @@ class BudgetAwareness:
         if self.rungs is None:
             self.rungs = default_rungs(population.size)
         fresh = population.gradient_steps == population._budget_start
+        if fresh:  # a new budget: a checkpoint of an earlier fit is no candidate
+            self.checkpoint = SurvivorCheckpoint(self.restore_best_every)
+        self.checkpoint.plan(population.size, population.training_data.steps_per_epoch)
         if fresh and self.protect_compiled:
             compiled = population.live_hyperparameters.compiled_learning_rates[0]
             if compiled is not None and "learning_rate" in population.priors:

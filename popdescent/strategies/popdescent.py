@@ -148,6 +148,13 @@ class PopDescent(PopulationStrategy):
             lowest loss keeps it alone: exploring further would only take depth from the
             model returned. None (the default) means True, chosen on three seeds of both
             datasets (docs/budget_aware.md); False keeps every rung.
+        restore_best_weights: with `budget_aware`, once one member is left its loss on the
+            rung samples is checked every `restore_best_every` member-steps (default: one
+            iteration of the full population) and at the end; when the budget is spent (or
+            `fit` stops early) the member gets back the weights of its lowest check, as
+            Keras' `EarlyStopping(restore_best_weights=True)` would. Default True: on a
+            long budget the survivor overfits (docs/budget_aware_paper.md). Checks are
+            forward passes, not member-steps.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -177,6 +184,8 @@ class PopDescent(PopulationStrategy):
         rung_samples=10_000,
         range_test=None,
         commit_early=None,
+        restore_best_weights=True,
+        restore_best_every=None,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -202,17 +211,19 @@ class PopDescent(PopulationStrategy):
             self.budget = BudgetAwareness(
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
-                rung_samples=rung_samples, range_test=range_test, commit_early=commit_early)
+                rung_samples=rung_samples, range_test=range_test, commit_early=commit_early,
+                restore_best_weights=restore_best_weights, restore_best_every=restore_best_every)
         elif (schedule != "default" or rungs is not None or range_test
-              or commit_early is not None):
+              or commit_early is not None or restore_best_every is not None):
             raise ValueError(
-                "schedule, rungs, range_test and commit_early belong to the budget-aware "
-                "mode: pass budget_aware=True"
+                "schedule, rungs, range_test, commit_early and restore_best_every belong to "
+                "the budget-aware mode: pass budget_aware=True"
             )
         self._pending_keep = None
         self._restarted = []
         self._rung_losses = None
         self._committed = False
+        self._restored = False
 
     @property
     def needs_initial_weights(self) -> bool:
@@ -306,6 +317,7 @@ class PopDescent(PopulationStrategy):
                                             population.training_data.batch_size)
         self.budget.start(population, starting)
         population.learning_rate_schedule = self.budget.schedule
+        self._restored = False
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.budget is not None and self.budget.schedule is not None:
@@ -345,10 +357,7 @@ class PopDescent(PopulationStrategy):
         if size is not None:
             # A shrink cannot be undone: judge it on `rung_samples` fitness samples, not on
             # the sampled cv batch whose noise flipped a decision (docs/budget_aware.md).
-            x, y = self.fitness_data(population)
-            first = slice(0, budget.rung_samples)
-            self._rung_losses = population.member_losses(
-                take(x, first), take(y, first), population.training_data.batch_size)
+            self._rung_losses = self._rung_sample_losses(population)
             if budget.commits(self._rung_losses, protected):
                 size, self._committed = 1, True
             self._pending_keep = plan_shrink(self.fitness_function(self._rung_losses), size,
@@ -399,6 +408,64 @@ class PopDescent(PopulationStrategy):
             self.budget.shrunk = True
             if logs is not None:
                 logs["population_size"] = population.size
+        if self.budget is not None and self.budget.restore_best_weights:
+            self._check_survivor(population, record)
+
+    def _check_survivor(self, population, record):
+        """Offers the last member's weights to the budget's `SurvivorCheckpoint` when a check
+        is due (its rung loss when it has just become the last), and gives it the best
+        weights back when the budget is spent."""
+        if population.size != 1:
+            return
+        checkpoint = self.budget.checkpoint
+        finished = population.progress >= 1.0
+        if self._pending_keep is not None:
+            loss = float(self._rung_losses[int(self._pending_keep[0])])
+        elif checkpoint.due(population.gradient_steps, finished):
+            loss = self._survivor_loss(population)
+        else:
+            loss = None
+        if loss is not None:
+            checkpoint.offer(loss, population.gradient_steps, population.members[0].get_weights)
+            record["survivor_loss"] = loss
+        if finished:
+            self._restore_best(population, record)
+
+    def _restore_best(self, population, record):
+        """The last member gets its best checkpoint's weights (once per fit)."""
+        checkpoint = self.budget.checkpoint
+        if population.size != 1 or checkpoint.weights is None or self._restored:
+            return
+        self._restored = True
+        population.members[0].set_weights(checkpoint.weights)
+        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
+        if record is not None:
+            record["restored_best"] = {"gradient_steps": checkpoint.steps,
+                                       "loss": checkpoint.loss}
+
+    def on_train_end(self, logs=None):
+        # A fit stopped before the budget was spent (EarlyStopping, say) returns the best
+        # too, its final weights among the candidates.
+        population = self.model
+        if (self.budget is None or not self.budget.restore_best_weights or self._restored
+                or population.size != 1 or not population.lineage):
+            return
+        checkpoint = self.budget.checkpoint
+        if checkpoint.last_check != population.gradient_steps:
+            checkpoint.offer(self._survivor_loss(population), population.gradient_steps,
+                             population.members[0].get_weights)
+        self._restore_best(population, population.lineage[-1])
+
+    def _rung_sample_losses(self, population) -> np.ndarray:
+        """Every member's loss on the first `rung_samples` samples of the fitness data: what
+        a shrink ranks on and the survivor checkpoint compares."""
+        x, y = self.fitness_data(population)
+        first = slice(0, self.budget.rung_samples)
+        return population.member_losses(take(x, first), take(y, first),
+                                         population.training_data.batch_size)
+
+    def _survivor_loss(self, population) -> float:
+        return float(self._rung_sample_losses(population)[0])
 
     @classmethod
     def from_config(cls, config):
@@ -418,6 +485,14 @@ class PopDescent(PopulationStrategy):
         super().set_state(state)
         if self.budget is not None and "budget" in state:
             self.budget.set_state(state["budget"])
+
+    def get_arrays(self) -> dict:
+        """The survivor checkpoint's weights, which a backup stores beside the variables."""
+        return {} if self.budget is None else self.budget.checkpoint.get_arrays()
+
+    def set_arrays(self, arrays) -> None:
+        if self.budget is not None:
+            self.budget.checkpoint.set_arrays(arrays)
 
     def get_config(self):
         return {

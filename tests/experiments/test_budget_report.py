@@ -10,7 +10,7 @@ from experiments.reports import budget
 
 
 def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=None,
-            rungs=None, commit_early=None):
+            rungs=None, commit_early=None, restore_best_weights=None):
     record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
               "regularization": False, "test_loss": loss, "validation_loss": loss + 0.01,
               "gradient_steps": 3200, "options": options or {},
@@ -22,7 +22,12 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
         rungs = budget.DEFAULT_RUNGS if rungs is None else rungs
         commit_early = (budget.DEFAULT_BUDGET["commit_early"] if commit_early is None
                         else commit_early)
-    used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early))
+        if restore_best_weights is None:
+            restore_best_weights = budget.DEFAULT_BUDGET["restore_best_weights"]
+        elif restore_best_weights == "not recorded":
+            restore_best_weights = None
+    used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early),
+                                            ("restore_best_weights", restore_best_weights))
             if value is not None}
     if used:
         record["details"]["strategy"] = {"budget": used}
@@ -156,6 +161,19 @@ def test_a_run_that_committed_early_against_todays_default_is_a_variant_row(resu
     assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
     assert (f"| popdescent-budget-rt commit_early={str(not default).lower()} (variant) | "
             f"0.210 (n=1: 5) | not run | not run |") in text
+
+
+def test_a_run_made_before_the_survivor_checkpoint_existed_is_a_variant_row(results):
+    # it recorded no restore_best_weights: it returned its final weights
+    _write(results / "older", [_record("popdescent-budget-rt", 5, 0.878,
+                                       restore_best_weights="not recorded")])
+    _write(results / "variants", [_record("popdescent-budget-rt", 15, 0.22)])
+    groups = budget.load(results / "results", results / "robustness", "quick",
+                         [results / "variants", results / "older"])
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
+    assert ("| popdescent-budget-rt restore_best_weights=false (variant) | 0.878 (n=1: 5) |"
+            in text)
 
 
 def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):

@@ -21,3 +21,22 @@ def test_bad_rungs_are_refused_before_training(tmp_path):
     context = smoke_context("popdescent-budget", tmp_path, model="mlp", rungs=[[0.5, 2], [0.2, 1]])
     with pytest.raises(ValueError, match="rungs must rise in progress and fall in size"):
         get_method("popdescent-budget")(context)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_the_survivor_checkpoint_is_checked_at_adams_cadence_and_can_be_turned_off(
+        tmp_path, restore):
+    context = smoke_context("popdescent-budget", tmp_path, model="mlp",
+                            restore_best_weights=restore)
+    result = get_method("popdescent-budget")(context)
+    budget = context.budget
+    checks = [e["gradient_steps"] for e in result.details["lineage"] if "survivor_loss" in e]
+    restored = result.details["restored_best"]
+    assert result.details["strategy"]["budget"]["restore_best_weights"] is restore
+    if not restore:
+        assert restored is None and checks == []
+        return
+    # where `adam` checks its best checkpoint: every steps_per_iteration x size member-steps
+    every = budget.steps_per_iteration * budget.population_size
+    assert result.details["strategy"]["budget"]["restore_best_every"] == every
+    assert restored["gradient_steps"] in checks
