@@ -14,7 +14,7 @@ import numpy as np
 from popdescent.hyperparameters import Prior
 from popdescent.ray.barrier import LINEAGE_FILE, SynchronousSelection
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
-from popdescent.strategies.popdescent import mutate_hyperparameters, plan_replacement
+from popdescent.strategies.replacement import mutate_hyperparameters, plan_replacement
 from popdescent.validation import check_integer, check_number
 
 __all__ = ["PopDescentScheduler", "RESTORE_KEY", "LINEAGE_FILE"]
@@ -54,7 +54,7 @@ class PopDescentScheduler(SynchronousSelection):
     `hyperparameter_noise_base`**N(0, hyperparameter_noise * (1 - fitness(parent))) (kept
     within its prior's bounds) and weight noise of std `weight_noise * (1 - fitness(parent))`
     added by the trainable when it restores. The decisions come from
-    `popdescent.strategies.popdescent.plan_replacement`, as in-process. Each decision is
+    `popdescent.strategies.replacement.plan_replacement`, as in-process. Each decision is
     appended to `lineage` and to `popdescent_lineage.jsonl` in the experiment directory.
 
     Args:

@@ -4,7 +4,8 @@ from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.bernoulli_policy import BernoulliPolicy
 from popdescent.strategies.es import EvolutionStrategies
 from popdescent.strategies.pbt import PBT, ExploitPlan, explore, plan_exploit
-from popdescent.strategies.popdescent import PopDescent, ReplacementPlan, plan_replacement
+from popdescent.strategies.popdescent import PopDescent
+from popdescent.strategies.replacement import ReplacementPlan, plan_replacement
 
 __all__ = [
     "PopulationStrategy",

@@ -2,90 +2,25 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
-from popdescent.array_inputs import take
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
-
 from popdescent.schedules import BudgetSchedule
-from popdescent.selection import (
-    fitness_weighted_parents,
-    inverse_loss_fitness,
-    rank_by_fitness,
-    sanitize_fitness,
-)
+from popdescent.selection import inverse_loss_fitness
 from popdescent.strategies.base import PopulationStrategy
-from popdescent.strategies.budget_aware import BudgetAwareness, due_size, plan_shrink
+from popdescent.strategies.budget_aware import BudgetAwareness
+from popdescent.strategies.budget_steps import BudgetAwareSteps
+from popdescent.strategies.replacement import (
+    REFERENCE_LOSS_SCALE_BOUNDS,
+    REFERENCE_REG_CONSTANT_BOUNDS,
+    WEIGHT_NOISE_MODES,
+    mutate_hyperparameters,
+    plan_replacement,
+)
 from popdescent.validation import check_integer
 
 
-@dataclass(frozen=True)
-class ReplacementPlan:
-    """What one PopDescent step decides, before anything is applied.
-
-    Attributes:
-        elites: indices of the m fittest members, kept untouched.
-        replaced: indices of the weakest members, each overwritten by a mutated copy.
-        parents: for each replaced slot, the member it copies (drawn fitness-weighted).
-        magnitudes: for each replaced slot, the mutation magnitude 1 - fitness(parent).
-        seeds: for each replaced slot, the seed of its weight noise.
-    """
-
-    elites: np.ndarray
-    replaced: np.ndarray
-    parents: np.ndarray
-    magnitudes: np.ndarray
-    seeds: np.ndarray
-
-
-def plan_replacement(fitness, elites: int, rng: np.random.Generator) -> ReplacementPlan:
-    """Algorithm 1, lines 6-14, on plain arrays.
-
-    The `size - elites` weakest members, and any member of fitness 0, are replaced; each
-    replacement is drawn, with replacement, from the whole optimized population (elites
-    included) with probability proportional to fitness, and mutated with magnitude
-    1 - its fitness.
-    """
-    fitness = sanitize_fitness(fitness)
-    ranking = rank_by_fitness(fitness)
-    # A member with fitness 0 (diverged: non-finite loss or weights) is never an elite, even
-    # when more members diverged than are replaced; the population size stays the same.
-    kept = ranking[:elites][fitness[ranking[:elites]] > 0]
-    replaced = ranking[~np.isin(ranking, kept)]
-    parents = fitness_weighted_parents(fitness, len(replaced), rng)
-    magnitudes = 1.0 - fitness[parents]
-    seeds = rng.integers(0, 2**31 - 1, size=len(replaced))
-    return ReplacementPlan(np.sort(kept), replaced, parents, magnitudes, seeds)
-
-
-WEIGHT_NOISE_MODES = ("per_weight", "scalar", "relative")
-# The reference code's loss scale ("learning rate") had no bounds; below 1e-12 a member's
-# Adam steps are ~1e-8 x its gradient (frozen), above ~1e-2 it trains as plain Adam(1e-3), so
-# these bounds change nothing a member could do beyond them.
-REFERENCE_LOSS_SCALE_BOUNDS = (1e-12, 1e4)
-REFERENCE_REG_CONSTANT_BOUNDS = (1e-12, 1e12)
-
-
-def mutate_hyperparameters(priors, values, magnitude, noise, base, rng) -> dict:
-    """Each value mutated by its prior, on plain dicts.
-
-    A log-scale prior multiplies its value by base**N(0, noise * magnitude), i.e. by
-    10**N(0, noise * log10(base) * magnitude); base 10 is the paper's LogNormal, base 2 with
-    noise 15 the reference code's 2**N(0, 15 * magnitude). Other priors get scale `noise`.
-    """
-    log_noise = noise * math.log10(base)
-    return {
-        name: priors[name].mutate(
-            value, magnitude, log_noise if priors[name].log_scale else noise, rng
-        )
-        for name, value in values.items()
-    }
-
-
-class PopDescent(PopulationStrategy):
+class PopDescent(BudgetAwareSteps, PopulationStrategy):
     """Population Descent (Pomalapally, Mabsout & Mancuso, 2023) as a Keras callback.
 
     At the end of every `every`-th epoch of `Population.fit` it measures each member's
@@ -225,19 +160,6 @@ class PopDescent(PopulationStrategy):
         self._committed = False
         self._restored = False
 
-    @property
-    def needs_initial_weights(self) -> bool:
-        """Whether `fit` must keep the initial weights (for the rescue and the range test)."""
-        return self.budget is not None and (self.budget.rescue_after is not None
-                                            or self.budget.range_test is not False)
-
-    def planned_iterations(self, member_steps, size, steps_per_epoch):
-        """Iterations `fit(member_steps=...)` runs: the shrinks change the size (None: the
-        population's default arithmetic)."""
-        if self.budget is None:
-            return None
-        return self.budget.planned_iterations(member_steps, size, steps_per_epoch)
-
     @classmethod
     def reference_preset(cls, **arguments):
         """A PopDescent that mutates as the authors' reference code did, for side-by-side runs.
@@ -303,28 +225,6 @@ class PopDescent(PopulationStrategy):
                 f"elites must be in [1, size-1] = [1, {population.size - 1}], got {self.elites}"
             )
 
-    def start(self, population):
-        if self.budget is None:
-            return
-        if population.progress is None:
-            raise ValueError(
-                "PopDescent(budget_aware=True) plans with a budget: call "
-                "fit(..., member_steps=B) instead of epochs"
-            )
-        x, y = self.fitness_data(population)
-        first = slice(0, self.cv_batch_size)
-        starting = population.member_losses(take(x, first), take(y, first),
-                                            population.training_data.batch_size)
-        self.budget.start(population, starting)
-        population.learning_rate_schedule = self.budget.schedule
-        self._restored = False
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.budget is not None and self.budget.schedule is not None:
-            population = self.model
-            population.live_hyperparameters.set_multiplier(
-                self.budget.schedule.multiplier(population.progress))
-
     def evolve(self, population, fitness, rng):
         if self.budget is not None:
             return self._evolve_within_budget(population, fitness, rng)
@@ -346,126 +246,12 @@ class PopDescent(PopulationStrategy):
                               noise_mode=self.weight_noise_mode)
         return plan.replaced, plan.parents
 
-    def _evolve_within_budget(self, population, fitness, rng):
-        budget, progress = self.budget, population.progress
-        protected = budget.protected_slot(population)
-        # A rung due at the end of the range test's iteration waits one iteration: the
-        # tested members are about to restart, and their range-test losses say nothing of
-        # the rates they restart with.
-        size = None if budget.range_test_pending else due_size(budget.rungs, progress,
-                                                               population.size)
-        if size is not None:
-            # A shrink cannot be undone: judge it on `rung_samples` fitness samples, not on
-            # the sampled cv batch whose noise flipped a decision (docs/budget_aware.md).
-            self._rung_losses = self._rung_sample_losses(population)
-            if budget.commits(self._rung_losses, protected):
-                size, self._committed = 1, True
-            self._pending_keep = plan_shrink(self.fitness_function(self._rung_losses), size,
-                                             protected if size > 1 else None)
-            return np.array([], dtype=int), np.array([], dtype=int)
-        if "learning_rate" in population.priors:
-            rates = [v["learning_rate"] for v in population.hyperparameter_values()]
-            bounds = population.priors["learning_rate"].bounds
-            if budget.range_test_pending:
-                slots, new_rates = budget.range_test_plan(
-                    population.last_losses, rates, bounds,
-                    budget.range_test_slots(population), rng)
-            else:
-                slots, new_rates = budget.rescue_plan(population.last_losses, rates, bounds, rng)
-            if slots:
-                for slot, rate in zip(slots, new_rates):
-                    population.reinitialize_member(slot)
-                    population.set_hyperparameters(slot, {"learning_rate": rate})
-                self._restarted = slots
-                return np.array(slots, dtype=int), np.array(slots, dtype=int)
-        if budget.shrunk or progress >= 1.0 or population.size < 2:
-            return np.array([], dtype=int), np.array([], dtype=int)
-        plan = plan_replacement(fitness, min(self.elites, population.size - 1), rng)
-        if protected is not None and protected in plan.replaced:
-            keep = plan.replaced != protected
-            plan = ReplacementPlan(np.sort(np.append(plan.elites, protected)),
-                                   plan.replaced[keep], plan.parents[keep],
-                                   plan.magnitudes[keep], plan.seeds[keep])
-        return self._replace(population, plan, rng)
-
     def on_epoch_end(self, epoch, logs=None):
         self._pending_keep, self._restarted, self._rung_losses = None, [], None
         self._committed = False
         super().on_epoch_end(epoch, logs)
-        population = self.model
-        record = population.lineage[-1] if population.lineage else None
-        for slot in self._restarted:
-            record["members"][slot]["restarted"] = True
-        if self._pending_keep is not None:
-            kept = [int(i) for i in self._pending_keep]
-            record["kept"] = kept
-            record["rung_losses"] = [float(v) for v in self._rung_losses]
-            record["left"] = [int(population.origins[i]) for i in range(population.size)
-                              if i not in kept]
-            if self._committed:
-                record["committed"] = True
-            population.keep_members(kept)
-            self.budget.shrunk = True
-            if logs is not None:
-                logs["population_size"] = population.size
-        if self.budget is not None and self.budget.restore_best_weights:
-            self._check_survivor(population, record)
-
-    def _check_survivor(self, population, record):
-        """Offers the last member's weights to the budget's `SurvivorCheckpoint` when a check
-        is due (its rung loss when it has just become the last), and gives it the best
-        weights back when the budget is spent."""
-        if population.size != 1:
-            return
-        checkpoint = self.budget.checkpoint
-        finished = population.progress >= 1.0
-        if self._pending_keep is not None:
-            loss = float(self._rung_losses[int(self._pending_keep[0])])
-        elif checkpoint.due(population.gradient_steps, finished):
-            loss = self._survivor_loss(population)
-        else:
-            loss = None
-        if loss is not None:
-            checkpoint.offer(loss, population.gradient_steps, population.members[0].get_weights)
-            record["survivor_loss"] = loss
-        if finished:
-            self._restore_best(population, record)
-
-    def _restore_best(self, population, record):
-        """The last member gets its best checkpoint's weights (once per fit)."""
-        checkpoint = self.budget.checkpoint
-        if population.size != 1 or checkpoint.weights is None or self._restored:
-            return
-        self._restored = True
-        population.members[0].set_weights(checkpoint.weights)
-        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
-        if record is not None:
-            record["restored_best"] = {"gradient_steps": checkpoint.steps,
-                                       "loss": checkpoint.loss}
-
-    def on_train_end(self, logs=None):
-        # A fit stopped before the budget was spent (EarlyStopping, say) returns the best
-        # too, its final weights among the candidates.
-        population = self.model
-        if (self.budget is None or not self.budget.restore_best_weights or self._restored
-                or population.size != 1 or not population.lineage):
-            return
-        checkpoint = self.budget.checkpoint
-        if checkpoint.last_check != population.gradient_steps:
-            checkpoint.offer(self._survivor_loss(population), population.gradient_steps,
-                             population.members[0].get_weights)
-        self._restore_best(population, population.lineage[-1])
-
-    def _rung_sample_losses(self, population) -> np.ndarray:
-        """Every member's loss on the first `rung_samples` samples of the fitness data: what
-        a shrink ranks on and the survivor checkpoint compares."""
-        x, y = self.fitness_data(population)
-        first = slice(0, self.budget.rung_samples)
-        return population.member_losses(take(x, first), take(y, first),
-                                         population.training_data.batch_size)
-
-    def _survivor_loss(self, population) -> float:
-        return float(self._rung_sample_losses(population)[0])
+        if self.budget is not None:
+            self._after_budget_iteration(self.model, logs)
 
     @classmethod
     def from_config(cls, config):
@@ -485,14 +271,6 @@ class PopDescent(PopulationStrategy):
         super().set_state(state)
         if self.budget is not None and "budget" in state:
             self.budget.set_state(state["budget"])
-
-    def get_arrays(self) -> dict:
-        """The survivor checkpoint's weights, which a backup stores beside the variables."""
-        return {} if self.budget is None else self.budget.checkpoint.get_arrays()
-
-    def set_arrays(self, arrays) -> None:
-        if self.budget is not None:
-            self.budget.checkpoint.set_arrays(arrays)
 
     def get_config(self):
         return {

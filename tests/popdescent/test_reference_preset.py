@@ -10,7 +10,7 @@ import pytest
 from tests.helpers.models import make_model
 
 import popdescent as pd
-from popdescent.strategies.popdescent import mutate_hyperparameters
+from popdescent.strategies.replacement import mutate_hyperparameters
 
 
 def one_step(pop, strategy, epoch=0):
