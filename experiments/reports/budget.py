@@ -210,10 +210,13 @@ def single_run_at(groups, dataset, seed, steps) -> float:
 def choices(groups, dataset) -> list:
     """What each budget-aware run chose, lines of a table. The two last columns show the cost
     of depth: the returned member's validation loss beside the constant-rate Adam run's
-    after as many of its own steps."""
+    after as many of its own steps. "weights from" is the member-step of the survivor
+    checkpoint it returned ("end" for its final weights, "no checkpoint" for a run made
+    before there was one)."""
     lines = ["| range | method | seed | test loss | returned member (origin) | its base rate | "
-             "own steps | restarts | code | validation loss | Adam's at those own steps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "own steps | restarts | weights from | code | validation loss | "
+             "Adam's at those own steps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for range_name in RANGES:
         records = groups.get((dataset, range_name), [])
         methods = budget_aware_methods(records)
@@ -231,9 +234,20 @@ def choices(groups, dataset) -> list:
                 f"{record['test_loss']:.3f} | {label} | "
                 f"{details['hyperparameters']['learning_rate']:.2e} | "
                 f"{details['own_gradient_steps']} | {details['restarts']} | "
-                f"{record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
+                f"{_weights_from(record)} | {record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
                 f"{single_run_at(groups, dataset, record['seed'], own_steps):.3f} |")
     return lines
+
+
+def _weights_from(record) -> str:
+    """Where the returned weights come from: the survivor checkpoint's member-step."""
+    details = record["details"]
+    if "restored_best" not in details:
+        return "no checkpoint"
+    restored = details["restored_best"]
+    if restored is None or restored["gradient_steps"] >= record["gradient_steps"]:
+        return "end"
+    return str(restored["gradient_steps"])
 
 
 def write_markdown(groups, path, scale) -> str:

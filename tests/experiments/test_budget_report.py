@@ -105,7 +105,8 @@ def test_the_choices_table_names_each_budget_aware_run_and_its_code(results):
     # Adam's curve of seed 24 runs from 0.35 at 640 steps to 0.25 at 3,200: 0.2725 at the
     # survivor's 2,624 own steps (0.2725 in binary is just below, printed 0.272), beside
     # the survivor's own validation loss (0.290)
-    assert ("| paper | popdescent-budget | 24 | 0.280 | 2 | 1.00e-03 | 2624 | 0 | abcdef1 | "
+    assert ("| paper | popdescent-budget | 24 | 0.280 | 2 | 1.00e-03 | 2624 | 0 | no checkpoint "
+            "| abcdef1 | "
             "0.290 | 0.272 |") in rows
     assert sum("| too-small | popdescent-budget-rt | 5 |" in row for row in rows) == 1
 
@@ -167,13 +168,19 @@ def test_a_run_made_before_the_survivor_checkpoint_existed_is_a_variant_row(resu
     # it recorded no restore_best_weights: it returned its final weights
     _write(results / "older", [_record("popdescent-budget-rt", 5, 0.878,
                                        restore_best_weights="not recorded")])
-    _write(results / "variants", [_record("popdescent-budget-rt", 15, 0.22)])
+    guarded = _record("popdescent-budget-rt", 15, 0.22)
+    guarded["details"]["restored_best"] = {"gradient_steps": 640, "loss": 0.23}
+    _write(results / "variants", [guarded])
     groups = budget.load(results / "results", results / "robustness", "quick",
                          [results / "variants", results / "older"])
     text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
     assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
     assert ("| popdescent-budget-rt restore_best_weights=false (variant) | 0.878 (n=1: 5) |"
             in text)
+    # which weights each returned: a checkpoint's member-step, or none for the older run
+    assert "| paper | popdescent-budget-rt | 15 | 0.220 | 0 (protected, compiled rate) | " \
+           "1.00e-03 | 2624 | 0 | 640 |" in text
+    assert "| 2624 | 0 | no checkpoint |" in text
 
 
 def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):
