@@ -17,7 +17,10 @@ checkpoints on the same validation half. Records made before 2026-12-01 returned
 weights (there was no checkpoint).
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
-`adam`'s checks fall) and at the end: the validation loss of the member the run would return.
+`adam`'s checks fall) and at the end: the validation loss of the fittest member's current
+weights. Once one member is left that is the survivor's, not its best checkpoint's (which is
+what the run returns, and `adam`'s curve shows its best so far); the last point, taken after
+the checkpoint is restored, is the returned model's.
 """
 
 from __future__ import annotations
