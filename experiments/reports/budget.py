@@ -280,6 +280,24 @@ def write_markdown(groups, path, scale) -> str:
     return text
 
 
+def returned_model_curve(record) -> list:
+    """The record's curve as the validation loss of the model the run would return at each
+    point. A budget-aware run with a survivor checkpoint recorded its survivor's current
+    loss; from its last shrink on it would return the best checkpoint so far, so those
+    points become the running minimum (as `adam`'s curve is its best so far)."""
+    details = record.get("details", {})
+    curve = [list(point) for point in record["curve"]]
+    if not details.get("restored_best") or not details.get("shrinks"):
+        return curve
+    alone_from = details["shrinks"][-1]["gradient_steps"]
+    best = math.inf
+    for point in curve:
+        if point[0] >= alone_from:
+            best = min(best, point[1])
+            point[1] = best
+    return curve
+
+
 def write_figure(groups, path) -> None:
     import matplotlib
 
@@ -296,7 +314,7 @@ def write_figure(groups, path) -> None:
             runs = [r for r in records if r["method"] == method and not r.get("failed")]
             if not runs:
                 continue
-            steps, mean, _ = mean_curve([r["curve"] for r in runs])
+            steps, mean, _ = mean_curve([returned_model_curve(r) for r in runs])
             line, = axis.plot(steps, mean, label=LABELS[method].strip("*"))
             final = np.mean([r["test_loss"] for r in runs])
             axis.plot([steps[-1]], [final], marker="o", color=line.get_color())

@@ -211,3 +211,14 @@ def test_another_scale_is_rendered_to_files_of_its_own(tmp_path):
     assert "| PopDescent (paper) | 0.244 (n=1: 5) |" in text
     assert (docs / "budget_aware_paper.png").exists()
     assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
+
+
+def test_the_figure_draws_the_loss_of_the_model_a_guarded_run_would_return():
+    record = _record("popdescent-budget-rt", 5, 0.26)
+    record["curve"] = [[640, 0.5], [1280, 0.30], [1920, 0.28], [2560, 0.40], [3200, 0.28]]
+    # before the last shrink the fittest member; from it on the survivor's best so far
+    record["details"].update(shrinks=[{"gradient_steps": 1280}],
+                             restored_best={"gradient_steps": 1920, "loss": 0.28})
+    assert [p[1] for p in budget.returned_model_curve(record)] == [0.5, 0.30, 0.28, 0.28, 0.28]
+    record["details"]["restored_best"] = None  # restore_best_weights=False: as recorded
+    assert budget.returned_model_curve(record) == record["curve"]
