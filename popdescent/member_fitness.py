@@ -21,6 +21,12 @@ __all__ = ["MemberFitness"]
 class MemberFitness:
     """Fitness measurement of a `Population` (see the module docstring)."""
 
+    def forget_fitness_functions(self) -> None:
+        """Drops the traced fitness functions: they close over the members, so a population
+        whose members changed (`keep_members`) traces them again at their next call."""
+        self._member_loss_function = None
+        self._nonfinite_function = None
+
     def _member_losses_graph(self, x, y):
         return ops.stack([
             member.compute_loss(x=x, y=y, y_pred=member(x, training=False), training=False)

@@ -24,6 +24,11 @@ __all__ = ["MemberOperations"]
 class MemberOperations:
     """Member-level operations of a `Population` (see the module docstring)."""
 
+    def forget_operation_functions(self) -> None:
+        """Drops the traced weight-noise function, which closes over the members (see
+        `MemberFitness.forget_fitness_functions`)."""
+        self._perturb_member = None
+
     def member(self, index) -> keras.Model:
         """Member `index` itself (not a copy): training it changes the population."""
         return self.members[index]
@@ -59,7 +64,7 @@ class MemberOperations:
         """
         if stddev <= 0:
             return
-        if getattr(self, "_perturb_member", None) is None:
+        if self._perturb_member is None:
             self._perturb_member = tf.function(self._perturb_member_graph)
         self._perturb_member(
             tf.constant(int(index), tf.int32),

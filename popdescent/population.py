@@ -136,8 +136,8 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         self.training_data = None
         self.validation_data = None
         self.traces = 0  # Python side effect in the train step: counts (re)traces
-        self._member_loss_function = None
-        self._nonfinite_function = None
+        self.forget_fitness_functions()
+        self.forget_operation_functions()
         self.nonfinite = np.zeros(self.size, dtype=bool)
         # The slot each member held when the population was made: after a shrink
         # (`keep_members`) it says which of the original members are left.
@@ -237,7 +237,8 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         self.size = len(indices)
         for index, tracker in enumerate(self._loss_trackers):
             tracker.name = f"loss_{index}"
-        self._perturb_member = self._member_loss_function = self._nonfinite_function = None
+        self.forget_fitness_functions()
+        self.forget_operation_functions()
         self.compile(**self.get_compile_config())
         self.make_train_function(force=True)
         self.test_function = self.predict_function = None
