@@ -11,6 +11,7 @@ from popdescent.strategies.budget_aware import (
     plan_shrink,
     planned_sizes,
 )
+from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import fast_model, toy_problem
 
 
@@ -326,23 +327,13 @@ def test_rescue_leaves_a_healthy_population_alone(problem):
 
 
 # ------------------------------------------------------------------ resume across a shrink
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("killed")
-
-
 def test_a_run_killed_after_a_shrink_resumes_bit_identical(problem, tmp_path):
     reference = population(seed=3)
     budget_fit(reference, problem, member_steps=400)
     killed = population(seed=3)
     with pytest.raises(KeyboardInterrupt):
         budget_fit(killed, problem, member_steps=400,
-                   callbacks=[StopAt(12), pd.BackupAndRestore(tmp_path)])
+                   callbacks=[Interrupt(12), pd.BackupAndRestore(tmp_path)])
     assert killed.size < 5  # it had shrunk before the kill
     resumed = population(seed=3)
     budget_fit(resumed, problem, member_steps=400, callbacks=[pd.BackupAndRestore(tmp_path)])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import popdescent as pd
+from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import make_model
 
 
@@ -79,22 +80,23 @@ def test_the_survivor_is_checked_when_it_becomes_the_last_then_every_n_steps_and
     assert all(b - a < 44 for a, b in zip(steps[:-1], steps[1:]))  # 40, rounded to 4-step
 
 
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, epoch, kill):
+class StopTrainingAt(keras.callbacks.Callback):
+    """Ends a fit the Keras way (`stop_training`, as EarlyStopping does) after iteration
+    `epoch`."""
+
+    def __init__(self, epoch):
         super().__init__()
-        self.epoch, self.kill = epoch, kill
+        self.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
-            if self.kill:
-                raise KeyboardInterrupt("killed")
             self.model.stop_training = True
 
 
 def test_a_fit_stopped_early_returns_the_best_weights_too(memorizable):
     _, _, x_val, y_val = memorizable
     pop = overfitting_population()
-    survivor_fit(pop, memorizable, callbacks=[StopAt(30, kill=False)])
+    survivor_fit(pop, memorizable, callbacks=[StopTrainingAt(30)])
     assert pop.gradient_steps < 200
     best_steps, best_loss = min(checks(pop), key=lambda check: check[1])
     assert pop.lineage[-1]["restored_best"]["gradient_steps"] == best_steps < pop.gradient_steps
@@ -109,7 +111,7 @@ def test_a_run_killed_after_its_best_check_resumes_bit_identical(memorizable, tm
     killed = overfitting_population(seed=3)
     with pytest.raises(KeyboardInterrupt):
         survivor_fit(killed, memorizable,
-                     callbacks=[StopAt(kill, kill=True), pd.BackupAndRestore(tmp_path)])
+                     callbacks=[Interrupt(kill), pd.BackupAndRestore(tmp_path)])
     resumed = overfitting_population(seed=3)
     survivor_fit(resumed, memorizable, callbacks=[pd.BackupAndRestore(tmp_path)])
     assert resumed.lineage == reference.lineage
