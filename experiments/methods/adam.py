@@ -36,8 +36,10 @@ from experiments.core.contract import (
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import paper_loss
 from popdescent import BudgetSchedule, ScheduledLearningRate
+from popdescent.cooldown import CooldownLearningRate, StallCooldown
+from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
 
-__all__ = ["run", "run_decayed", "BestCheckpoint", "FIXED_L2"]
+__all__ = ["run", "run_decayed", "BestCheckpoint", "CooledCheckpoint", "FIXED_L2"]
 
 # With --regularization the untuned model keeps the paper model's default L2 rate (as ESGD does).
 FIXED_L2 = 1e-3
@@ -74,16 +76,57 @@ class BestCheckpoint(keras.callbacks.Callback):
             logs["val_loss_best"] = best
 
 
+class CooledCheckpoint(BestCheckpoint):
+    """`BestCheckpoint` for a model on a `ScheduledLearningRate`, with the cool-down that
+    `popdescent-budget`'s survivor has (`popdescent.cooldown`): after `patience` checks in a
+    row without a new best, the model goes back to its best weights, its rate falls linearly
+    from the schedule's value there to the schedule's final value (over as many steps as
+    that best took, at most what is left), and the run stops when the cool-down is over."""
+
+    def __init__(self, data, started, rate: ScheduledLearningRate, patience):
+        super().__init__(data, started)
+        self.rate = rate
+        self.cooldown = StallCooldown(patience)
+
+    def on_epoch_end(self, epoch, logs=None):
+        best_before = self.best_steps
+        super().on_epoch_end(epoch, logs)
+        model, cooldown, total = self.model, self.cooldown, self.rate.total_steps
+        steps = int(model.optimizer.iterations.numpy())
+        if cooldown.over(steps):
+            model.stop_training = True
+        elif (steps < total and self.best_weights is not None
+              and cooldown.update(self.best_steps != best_before)):
+            schedule = self.rate.schedule
+            cooldown.begin(steps, self.best_steps, 0, total,
+                           schedule.multiplier(self.best_steps / total))
+            model.set_weights(self.best_weights)
+            model.optimizer.learning_rate = CooldownLearningRate(
+                self.rate.learning_rate, cooldown.start, cooldown.length,
+                cooldown.from_multiplier, schedule.final)
+            model.make_train_function(force=True)  # the step reads the new schedule
+
+    def summary(self):
+        cooldown = self.cooldown
+        return None if not cooldown.begun else {
+            "gradient_steps": cooldown.start, "length": cooldown.length,
+            "from_multiplier": cooldown.from_multiplier}
+
+
 def run_decayed(context: MethodContext) -> MethodResult:
     """`adam-decay`: the same single run, its rate following the budget-aware schedule that
     `popdescent-budget` applies to its members (`popdescent.BudgetSchedule()`, over the
-    budget's member-steps): the single run a budget-aware population must beat."""
-    return run(context, schedule=BudgetSchedule())
+    budget's member-steps) with the same cool-down (`CooledCheckpoint`, the library's default
+    patience; `options["cooldown_patience"]`: another, or null for none): the single run a
+    budget-aware population must beat. Records made before 2026-12-02 had no cool-down."""
+    patience = context.options.get("cooldown_patience", DEFAULT_COOLDOWN_PATIENCE)
+    return run(context, schedule=BudgetSchedule(), cooldown_patience=patience)
 
 
-def run(context: MethodContext, schedule=None) -> MethodResult:
+def run(context: MethodContext, schedule=None, cooldown_patience=None) -> MethodResult:
     """Trains one Adam model for the whole budget; returns its best checkpoint on validation.
-    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget."""
+    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget, and
+    with `cooldown_patience` too, the model cools down when it stalls (`CooledCheckpoint`)."""
     started = time.perf_counter()
     if "lr_range" in context.options:
         learning_rate = geometric_middle(*learning_rate_range(context))  # validates the option
@@ -96,11 +139,13 @@ def run(context: MethodContext, schedule=None) -> MethodResult:
     else:
         model = build_context_model(context)
     optimizer = make_optimizer(learning_rate)
-    if schedule is not None:
-        optimizer = keras.optimizers.Adam(ScheduledLearningRate(
-            learning_rate, budget.member_steps, schedule))
-    model.compile(optimizer=optimizer, loss=paper_loss())
     checkpoint = BestCheckpoint(data, started)
+    if schedule is not None:
+        rate = ScheduledLearningRate(learning_rate, budget.member_steps, schedule)
+        optimizer = keras.optimizers.Adam(rate)
+        if cooldown_patience is not None:
+            checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience)
+    model.compile(optimizer=optimizer, loss=paper_loss())
     steps_per_check = budget.steps_per_iteration * budget.population_size
     model.fit(
         training_stream(data.x_train, data.y_train, budget.batch_size, context.seed),
@@ -126,5 +171,6 @@ def run(context: MethodContext, schedule=None) -> MethodResult:
             "best_checkpoint_steps": checkpoint.best_steps,
             "best_validation_loss": (checkpoint.best_loss
                                      if checkpoint.best_weights is not None else None),
+            **({"cooldown": checkpoint.summary()} if cooldown_patience is not None else {}),
         },
     )

@@ -10,11 +10,13 @@ the budget's member-steps, in iterations of a quarter of the budget's `steps_per
 compiled-rate member is protected until the last rung; stuck members are rescued.
 `options["rungs"]` replaces the default rungs (e.g. `[[0.1, 2], [0.3, 1]]`, the default
 before 2026-11-30), `options["commit_early"]` (true/false) the library's `commit_early` and
-`options["restore_best_weights"]` (true/false) its `restore_best_weights`. The survivor's
+`options["restore_best_weights"]` (true/false) its `restore_best_weights` and
+`options["cooldown_patience"]` (an integer, or null for none) its `cooldown_patience`. The survivor's
 checkpoint is checked at `adam`'s cadence (`restore_best_every` = one check per
 `steps_per_iteration * population_size` member-steps), so both choose among as many
 checkpoints on the same validation half. Records made before 2026-12-01 returned the final
-weights (there was no checkpoint).
+weights (there was no checkpoint); those made before 2026-12-02 had no cool-down. A run that
+cools down ends before the budget is spent, and its record counts the member-steps that ran.
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the fittest member's current
@@ -44,7 +46,7 @@ from experiments.methods.population import BestMemberCurve, lineage_summary
 from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
 
 # The harness options that reach `PopDescent(budget_aware=True)` as its own arguments.
-BUDGET_OPTIONS = ("rungs", "commit_early", "restore_best_weights")
+BUDGET_OPTIONS = ("rungs", "commit_early", "restore_best_weights", "cooldown_patience")
 ITERATION_SHARE = 4  # iterations are steps_per_iteration // 4 steps long
 BACKUPS_PER_RUN = 5
 
@@ -61,7 +63,7 @@ class SparseCurve(BestMemberCurve):
         population = self.model
         due = (population.gradient_steps // self.every
                > (self.points[-1][0] // self.every if self.points else 0))
-        if due or population.progress >= 1.0:
+        if due or population.progress >= 1.0 or population.stop_training:
             super().on_epoch_end(epoch, logs)
 
 
@@ -129,6 +131,8 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
                      "kept": e["kept"], "left": e["left"], "rung_losses": e["rung_losses"]}
                     for e in population.lineage if "kept" in e],
         "restored_best": population.lineage[-1].get("restored_best"),
+        "cooldown": next((dict(e["cooldown"], gradient_steps=e["gradient_steps"])
+                          for e in population.lineage if "cooldown" in e), None),
         "restarts": sum(bool(m.get("restarted")) for e in population.lineage
                         for m in e["members"]),
         # The returned member's learning rate every 64th of its own steps (the full

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from popdescent.cooldown import StallCooldown
 from popdescent.schedules import BudgetSchedule
 from popdescent.selection import rank_by_fitness, sanitize_fitness
 from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
@@ -33,6 +34,11 @@ __all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "
 # A rescued member's rate is its rate x 10**-U(1, RESCUE_DROP), within bounds: "well below
 # the current one" (10x to 1000x lower).
 RESCUE_DROP = 3.0
+
+# Checks of the survivor in a row without a new best before it cools down: never reached in
+# the six quick-scale runs of docs/records/guard (at most 1), reached at 9,600 of 32,000
+# member-steps in the paper-scale one (docs/budget_aware_paper.md).
+DEFAULT_COOLDOWN_PATIENCE = 3
 
 
 def default_rungs(size: int) -> tuple:
@@ -147,11 +153,15 @@ class BudgetAwareness:
             `popdescent.strategies.survivor_checkpoint`).
         restore_best_every: member-steps between two of those checks; None: one iteration
             of the full population.
+        cooldown_patience: after this many of those checks in a row without a new best, the
+            survivor goes back to its best weights and cools down (`popdescent.cooldown`);
+            None never does. "default": 3 with `restore_best_weights`, else None.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
                  rung_samples=10_000, range_test=None, commit_early=None,
-                 restore_best_weights=True, restore_best_every=None):
+                 restore_best_weights=True, restore_best_every=None,
+                 cooldown_patience="default"):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -178,8 +188,22 @@ class BudgetAwareness:
         self.restore_best_weights = bool(restore_best_weights)
         self.restore_best_every = restore_best_every
         self.checkpoint = SurvivorCheckpoint(restore_best_every)
+        if isinstance(cooldown_patience, str) and cooldown_patience == "default":
+            cooldown_patience = DEFAULT_COOLDOWN_PATIENCE if self.restore_best_weights else None
+        if cooldown_patience is not None and not self.restore_best_weights:
+            raise ValueError(
+                f"cooldown_patience={cooldown_patience!r} needs restore_best_weights=True (the "
+                "cool-down starts from the survivor's best checkpoint); pass "
+                "cooldown_patience=None"
+            )
+        self.cooldown_patience = None if cooldown_patience is None else check_integer(
+            "cooldown_patience", cooldown_patience, minimum=1)
+        self.cooldown = self._new_cooldown()
         self.rescue = RescueTracker()
         self.shrunk = False
+
+    def _new_cooldown(self):
+        return None if self.cooldown_patience is None else StallCooldown(self.cooldown_patience)
 
     def get_config(self):
         return {
@@ -192,6 +216,7 @@ class BudgetAwareness:
             "commit_early": self.commit_early,
             "restore_best_weights": self.restore_best_weights,
             "restore_best_every": self.restore_best_every,
+            "cooldown_patience": self.cooldown_patience,
         }
 
     def rungs_for(self, size):
@@ -212,7 +237,8 @@ class BudgetAwareness:
         return {"starting_losses": None if losses is None else [float(v) for v in losses],
                 "stuck": self.rescue.stuck, "shrunk": self.shrunk,
                 "range_test_pending": self.range_test_pending,
-                "checkpoint": self.checkpoint.get_state()}
+                "checkpoint": self.checkpoint.get_state(),
+                **({} if self.cooldown is None else {"cooldown": self.cooldown.get_state()})}
 
     def set_state(self, state) -> None:
         losses = state.get("starting_losses")
@@ -222,6 +248,8 @@ class BudgetAwareness:
         self.range_test_pending = bool(state.get("range_test_pending", False))
         if "checkpoint" in state:
             self.checkpoint.set_state(state["checkpoint"])
+        if self.cooldown is not None and "cooldown" in state:
+            self.cooldown.set_state(state["cooldown"])
 
     # ------------------------------------------------------------- decisions
     def protected_slot(self, population):
@@ -238,6 +266,7 @@ class BudgetAwareness:
         fresh = population.gradient_steps == population._budget_start
         if fresh:  # a new budget: a checkpoint of an earlier fit is no candidate
             self.checkpoint = SurvivorCheckpoint(self.restore_best_every)
+            self.cooldown = self._new_cooldown()
         self.checkpoint.plan(population.size, population.training_data.steps_per_epoch)
         if fresh and self.protect_compiled:
             compiled = population.live_hyperparameters.compiled_learning_rates[0]

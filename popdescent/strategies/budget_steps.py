@@ -1,6 +1,6 @@
 """The budget-aware half of `PopDescent` (`budget_aware=True`): the hooks that plan with the
-budget of `fit(member_steps=B)`, shrink the population in rungs, restart stuck members and
-keep the survivor's best weights. The decisions themselves are plain functions and state in
+budget of `fit(member_steps=B)`, shrink the population in rungs, restart stuck members, keep
+the survivor's best weights and cool it down when it stops improving. The decisions themselves are plain functions and state in
 `popdescent.strategies.budget_aware`; this mixin applies them to the population."""
 
 from __future__ import annotations
@@ -48,10 +48,14 @@ class BudgetAwareSteps:
         self._restored = False
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.budget is not None and self.budget.schedule is not None:
-            population = self.model
-            population.live_hyperparameters.set_multiplier(
-                self.budget.schedule.multiplier(population.progress))
+        if self.budget is None:
+            return
+        population, schedule, cooldown = self.model, self.budget.schedule, self.budget.cooldown
+        if cooldown is not None and cooldown.begun:
+            population.live_hyperparameters.set_multiplier(cooldown.multiplier(
+                population.gradient_steps, 0.0 if schedule is None else schedule.final))
+        elif schedule is not None:
+            population.live_hyperparameters.set_multiplier(schedule.multiplier(population.progress))
 
     def _evolve_within_budget(self, population, fitness, rng):
         budget, progress = self.budget, population.progress
@@ -118,12 +122,14 @@ class BudgetAwareSteps:
 
     def _check_survivor(self, population, record):
         """Offers the last member's weights to the budget's `SurvivorCheckpoint` when a check
-        is due (its rung loss when it has just become the last), and gives it the best
-        weights back when the budget is spent."""
+        is due (its rung loss when it has just become the last); rewinds it and begins the
+        cool-down after `cooldown_patience` checks without a new best; and gives it the best
+        weights back when the budget is spent or the cool-down is over (which ends `fit`)."""
         if population.size != 1:
             return
-        checkpoint = self.budget.checkpoint
-        finished = population.progress >= 1.0
+        checkpoint, cooldown = self.budget.checkpoint, self.budget.cooldown
+        cooled = cooldown is not None and cooldown.over(population.gradient_steps)
+        finished = population.progress >= 1.0 or cooled
         if self._pending_keep is not None:
             loss = float(self._rung_losses[int(self._pending_keep[0])])
         elif checkpoint.due(population.gradient_steps, finished):
@@ -131,10 +137,29 @@ class BudgetAwareSteps:
         else:
             loss = None
         if loss is not None:
-            checkpoint.offer(loss, population.gradient_steps, population.members[0].get_weights)
+            improved = checkpoint.offer(loss, population.gradient_steps,
+                                        population.members[0].get_weights)
             record["survivor_loss"] = loss
+            if cooldown is not None and not finished and cooldown.update(improved):
+                self._begin_cooldown(population, record)
         if finished:
             self._restore_best(population, record)
+        if cooled:
+            population.stop_training = True
+
+    def _begin_cooldown(self, population, record):
+        """Back to the best checkpoint's weights; the rate falls from the schedule's value
+        there (see `popdescent.cooldown`)."""
+        checkpoint, schedule = self.budget.checkpoint, self.budget.schedule
+        start = population._budget_start
+        at_best = 1.0 if schedule is None else schedule.multiplier(
+            (checkpoint.steps - start) / population.member_step_budget)
+        self.budget.cooldown.begin(population.gradient_steps, checkpoint.steps, start,
+                                   start + population.member_step_budget, at_best)
+        self._rewind_to_best(population)
+        record["cooldown"] = {"from_gradient_steps": checkpoint.steps,
+                              "length": self.budget.cooldown.length,
+                              "from_multiplier": at_best}
 
     def _restore_best(self, population, record):
         """The last member gets its best checkpoint's weights (once per fit)."""
@@ -142,11 +167,15 @@ class BudgetAwareSteps:
         if population.size != 1 or checkpoint.weights is None or self._restored:
             return
         self._restored = True
-        population.members[0].set_weights(checkpoint.weights)
-        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
+        self._rewind_to_best(population)
         if record is not None:
             record["restored_best"] = {"gradient_steps": checkpoint.steps,
                                        "loss": checkpoint.loss}
+
+    def _rewind_to_best(self, population):
+        checkpoint = self.budget.checkpoint
+        population.members[0].set_weights(checkpoint.weights)
+        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
 
     def on_train_end(self, logs=None):
         # A fit stopped before the budget was spent (EarlyStopping, say) returns the best

@@ -90,6 +90,12 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
             Keras' `EarlyStopping(restore_best_weights=True)` would. Default True: on a
             long budget the survivor overfits (docs/budget_aware_paper.md). Checks are
             forward passes, not member-steps.
+        cooldown_patience: with `restore_best_weights`, after this many checks in a row
+            without a new best the survivor goes back to its best weights and its rate falls
+            linearly to the schedule's final value over as many member-steps as that best
+            took (at most what is left); then `fit` ends, unspent member-steps uncounted
+            (`popdescent.cooldown`). Default 3 (None: never); the budget-aware schedule's
+            horizon, measured instead of assumed to be the whole budget.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -121,6 +127,7 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
         commit_early=None,
         restore_best_weights=True,
         restore_best_every=None,
+        cooldown_patience="default",
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -147,12 +154,14 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
                 schedule=BudgetSchedule() if schedule == "default" else schedule,
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
                 rung_samples=rung_samples, range_test=range_test, commit_early=commit_early,
-                restore_best_weights=restore_best_weights, restore_best_every=restore_best_every)
+                restore_best_weights=restore_best_weights, restore_best_every=restore_best_every,
+                cooldown_patience=cooldown_patience)
         elif (schedule != "default" or rungs is not None or range_test
-              or commit_early is not None or restore_best_every is not None):
+              or commit_early is not None or restore_best_every is not None
+              or not (isinstance(cooldown_patience, str) and cooldown_patience == "default")):
             raise ValueError(
-                "schedule, rungs, range_test, commit_early and restore_best_every belong to "
-                "the budget-aware mode: pass budget_aware=True"
+                "schedule, rungs, range_test, commit_early, restore_best_every and "
+                "cooldown_patience belong to the budget-aware mode: pass budget_aware=True"
             )
         self._pending_keep = None
         self._restarted = []

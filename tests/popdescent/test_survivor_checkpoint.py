@@ -32,8 +32,10 @@ def overfitting_population(seed=0):
 
 def survivor_fit(pop, data, member_steps=200, callbacks=(), **kwargs):
     """A budget-aware fit without the schedule, the rescue (random labels never beat the
-    starting loss) or the range test, so the survivor trains at a constant rate and overfits."""
+    starting loss) or the range test, so the survivor trains at a constant rate and overfits;
+    and without the cool-down unless asked (tests/popdescent/test_cooldown.py has it)."""
     x, y, x_val, y_val = data
+    kwargs.setdefault("cooldown_patience", None)
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, schedule=None,
                              rescue_after=None, range_test=False, commit_early=False, **kwargs)
     pop.fit(x, y, batch_size=8, member_steps=member_steps, steps_per_epoch=4,
