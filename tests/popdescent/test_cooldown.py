@@ -10,12 +10,7 @@ import popdescent as pd
 from popdescent.cooldown import CooldownLearningRate, StallCooldown
 from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import make_model
-from tests.popdescent.test_survivor_checkpoint import (  # noqa: F401 (a fixture)
-    checks,
-    memorizable,
-    overfitting_population,
-    survivor_fit,
-)
+from tests.helpers.survivor import checks, overfitting_population, survivor_fit
 
 
 class MemberRates(keras.callbacks.Callback):

@@ -7,46 +7,7 @@ import pytest
 
 import popdescent as pd
 from tests.helpers.callbacks import Interrupt
-from tests.helpers.models import make_model
-
-
-@pytest.fixture(scope="module")
-def memorizable():
-    """24 training points with random labels and 64 validation points with others: a wide
-    model memorizes the first and gets steadily worse on the second (it overfits)."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(24, 16)).astype("float32")
-    y = rng.integers(0, 3, 24).astype("int32")
-    x_val = rng.normal(size=(64, 16)).astype("float32")
-    y_val = rng.integers(0, 3, 64).astype("int32")
-    return x, y, x_val, y_val
-
-
-def overfitting_population(seed=0):
-    def build(index):
-        return make_model(keras.optimizers.Adam(3e-2), units=64, features=16, metrics=())
-
-    return pd.Population(build, size=5, seed=seed,
-                         hyperparameters={"learning_rate": pd.LogUniform(1e-2, 1e-1)})
-
-
-def survivor_fit(pop, data, member_steps=200, callbacks=(), **kwargs):
-    """A budget-aware fit without the schedule, the rescue (random labels never beat the
-    starting loss) or the range test, so the survivor trains at a constant rate and overfits;
-    and without the cool-down unless asked (tests/popdescent/test_cooldown.py has it)."""
-    x, y, x_val, y_val = data
-    kwargs.setdefault("cooldown_patience", None)
-    strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, schedule=None,
-                             rescue_after=None, range_test=False, commit_early=False, **kwargs)
-    pop.fit(x, y, batch_size=8, member_steps=member_steps, steps_per_epoch=4,
-            validation_data=(x_val, y_val), verbose=0, callbacks=[strategy, *callbacks])
-    return strategy
-
-
-def checks(pop):
-    """(member-steps, loss) of every survivor check the lineage recorded."""
-    return [(e["gradient_steps"], e["survivor_loss"]) for e in pop.lineage
-            if "survivor_loss" in e]
+from tests.helpers.survivor import checks, overfitting_population, survivor_fit
 
 
 def test_an_overfitting_survivor_gets_back_its_best_weights(memorizable):
