@@ -77,9 +77,11 @@ DEFAULT_RUNGS = [list(pair) for pair in default_rungs(5)]
 
 # Today's default of each budget-aware setting a run records in details.strategy.budget
 # (a run made before a setting existed has none recorded and ran as its default then).
+# What a run that did not record a setting ran as (the switch did not exist yet: off).
+BEFORE_SWITCHES = {"commit_early": False, "restore_best_weights": False,
+                   "cooldown_patience": None}
 DEFAULT_BUDGET = {"rungs": DEFAULT_RUNGS,
-                  **{name: BudgetAwareness().get_config()[name]
-                     for name in ("commit_early", "restore_best_weights")}}
+                  **{name: BudgetAwareness().get_config()[name] for name in BEFORE_SWITCHES}}
 
 
 def variant_name(record) -> str:
@@ -96,9 +98,12 @@ def variant_name(record) -> str:
     rungs = budget.get("rungs")
     if rungs is not None and [list(pair) for pair in rungs] != DEFAULT_RUNGS:
         options["rungs"] = rungs
-    for switch in ("commit_early", "restore_best_weights"):
-        if budget.get(switch, False) != DEFAULT_BUDGET[switch]:
-            options[switch] = budget.get(switch, False)
+    for switch, before in BEFORE_SWITCHES.items():
+        default = DEFAULT_BUDGET[switch]
+        if switch == "cooldown_patience" and not budget.get("restore_best_weights", False):
+            default = None  # no cool-down without the checkpoint: the library's default then
+        if budget.get(switch, before) != default:
+            options[switch] = budget.get(switch, before)
     if not options:
         return record["method"]
     return record["method"] + " " + ", ".join(
@@ -212,11 +217,12 @@ def choices(groups, dataset) -> list:
     of depth: the returned member's validation loss beside the constant-rate Adam run's
     after as many of its own steps. "weights from" is the member-step of the survivor
     checkpoint it returned ("end" for its final weights, "no checkpoint" for a run made
-    before there was one)."""
+    before there was one); "cool-down" the member-steps over which the survivor cooled down
+    (the run ended with it) or "none"."""
     lines = ["| range | method | seed | test loss | returned member (origin) | its base rate | "
-             "own steps | restarts | weights from | code | validation loss | "
+             "own steps | restarts | weights from | cool-down | code | validation loss | "
              "Adam's at those own steps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for range_name in RANGES:
         records = groups.get((dataset, range_name), [])
         methods = budget_aware_methods(records)
@@ -234,7 +240,8 @@ def choices(groups, dataset) -> list:
                 f"{record['test_loss']:.3f} | {label} | "
                 f"{details['hyperparameters']['learning_rate']:.2e} | "
                 f"{details['own_gradient_steps']} | {details['restarts']} | "
-                f"{_weights_from(record)} | {record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
+                f"{_weights_from(record)} | {_cooldown(record)} | "
+                f"{record.get('git_commit', '')[:7]} | {record['validation_loss']:.3f} | "
                 f"{single_run_at(groups, dataset, record['seed'], own_steps):.3f} |")
     return lines
 
@@ -248,6 +255,14 @@ def _weights_from(record) -> str:
     if restored is None or restored["gradient_steps"] >= record["gradient_steps"]:
         return "end"
     return str(restored["gradient_steps"])
+
+
+def _cooldown(record) -> str:
+    cooldown = record["details"].get("cooldown")
+    if not cooldown:
+        return "none"
+    start = cooldown["gradient_steps"]
+    return f"{start}-{start + cooldown['length']}"
 
 
 def write_markdown(groups, path, scale) -> str:

@@ -10,7 +10,7 @@ from experiments.reports import budget
 
 
 def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=None,
-            rungs=None, commit_early=None, restore_best_weights=None):
+            rungs=None, commit_early=None, restore_best_weights=None, cooldown_patience=None):
     record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
               "regularization": False, "test_loss": loss, "validation_loss": loss + 0.01,
               "gradient_steps": 3200, "options": options or {},
@@ -26,8 +26,13 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
             restore_best_weights = budget.DEFAULT_BUDGET["restore_best_weights"]
         elif restore_best_weights == "not recorded":
             restore_best_weights = None
+        if cooldown_patience is None and restore_best_weights:
+            cooldown_patience = budget.DEFAULT_BUDGET["cooldown_patience"]
+        elif cooldown_patience == "not recorded":
+            cooldown_patience = None
     used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early),
-                                            ("restore_best_weights", restore_best_weights))
+                                            ("restore_best_weights", restore_best_weights),
+                                            ("cooldown_patience", cooldown_patience))
             if value is not None}
     if used:
         record["details"]["strategy"] = {"budget": used}
@@ -106,7 +111,7 @@ def test_the_choices_table_names_each_budget_aware_run_and_its_code(results):
     # survivor's 2,624 own steps (0.2725 in binary is just below, printed 0.272), beside
     # the survivor's own validation loss (0.290)
     assert ("| paper | popdescent-budget | 24 | 0.280 | 2 | 1.00e-03 | 2624 | 0 | no checkpoint "
-            "| abcdef1 | "
+            "| none | abcdef1 | "
             "0.290 | 0.272 |") in rows
     assert sum("| too-small | popdescent-budget-rt | 5 |" in row for row in rows) == 1
 
@@ -180,7 +185,25 @@ def test_a_run_made_before_the_survivor_checkpoint_existed_is_a_variant_row(resu
     # which weights each returned: a checkpoint's member-step, or none for the older run
     assert "| paper | popdescent-budget-rt | 15 | 0.220 | 0 (protected, compiled rate) | " \
            "1.00e-03 | 2624 | 0 | 640 |" in text
-    assert "| 2624 | 0 | no checkpoint |" in text
+    assert "| 2624 | 0 | no checkpoint | none |" in text
+
+
+def test_a_run_made_before_the_cool_down_is_a_variant_row_and_a_cooled_run_shows_its_span(
+        results):
+    _write(results / "older", [_record("popdescent-budget-rt", 5, 0.26,
+                                       cooldown_patience="not recorded")])
+    cooled = _record("popdescent-budget-rt", 15, 0.22)
+    cooled["gradient_steps"] = 2400
+    cooled["details"]["restored_best"] = {"gradient_steps": 1280, "loss": 0.23}
+    cooled["details"]["cooldown"] = {"gradient_steps": 1920, "length": 480,
+                                     "from_multiplier": 1.0}
+    _write(results / "variants", [cooled])
+    groups = budget.load(results / "results", results / "robustness", "quick",
+                         [results / "variants", results / "older"])
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| **PopDescent, budget-aware (default: + range test)** | 0.220 (n=1: 15) |" in text
+    assert "| popdescent-budget-rt cooldown_patience=null (variant) | 0.260 (n=1: 5) |" in text
+    assert "| 2624 | 0 | 1280 | 1920-2400 |" in text
 
 
 def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):
