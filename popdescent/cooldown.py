@@ -3,29 +3,36 @@ schedule's horizon, measured while training instead of assumed to be the whole b
 
 Why (docs/budget_aware_paper.md): `BudgetSchedule` decays over the whole budget. On a budget
 longer than a model can use, the rate stays high long after the model stopped improving on
-validation, and the model only overfits: on FMNIST at 32,000 member-steps the budget-aware
-survivor was best at 7,680 member-steps and its validation loss rose from 0.27 to 0.86 by the
-end (the schedule's decay began at 16,000). The same schedule over a budget the model can use
-(3,200 member-steps) gave the best test losses the project has measured (0.223). So when the
-checks have not improved for `patience` checks in a row, the model goes back to its best
-checkpoint's weights and its rate falls linearly from the schedule's value at that checkpoint
-to the schedule's final value, over as many member-steps as the best checkpoint took (the
-default schedule's shape: a decay as long as what came before it), or what is left of the
-budget if that is less. After the cool-down the run stops: its checkpoint is what it returns,
-and the member-steps it did not spend are not counted.
+validation: on FMNIST at 32,000 member-steps the budget-aware survivor was best at 7,680
+member-steps and only overfit after it (the schedule's decay began at 16,000), while the same
+schedule over a budget the model can use (3,200 member-steps) gave the best test losses the
+project has measured (0.223). The model's best check at t* measures that horizon. Cooling
+down from the best checkpoint itself is too late: one Adam run on that budget, best at 4,480
+steps, went back to those weights and decayed from there for 4,480 steps without a single
+better check (test loss 0.2484 either way) -- by its best check a model trained at the full
+rate is already past where a decay would have helped. So the cool-down replays the default
+schedule's shape on the measured horizon: when the checks have not improved for `patience`
+checks in a row, the model goes back to its weights at about half of t* (`RewindPoints`: the
+latest kept check at or before t*/2, else the earliest kept) and its rate falls linearly from
+the schedule's value there to the schedule's final value over the steps from there to t*,
+or what is left of the budget if that is less. After the cool-down the run stops: the best
+check (the cool-down's included) is what it returns, and the member-steps it did not spend
+are not counted.
 
-`StallCooldown` holds the decision and its state (plain numbers, so a backup keeps them);
-`CooldownLearningRate` is the cool-down for one Keras model's optimizer.
+`StallCooldown` holds the decision and its state (plain numbers, so a backup keeps them),
+`RewindPoints` the weights it may go back to, `CooldownLearningRate` the cool-down for one
+Keras model's optimizer.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from popdescent.validation import check_integer
 
-__all__ = ["StallCooldown", "CooldownLearningRate"]
+__all__ = ["StallCooldown", "RewindPoints", "CooldownLearningRate"]
 
 
 class StallCooldown:
@@ -53,12 +60,14 @@ class StallCooldown:
         self.waiting = 0 if improved else self.waiting + 1
         return self.waiting >= self.patience
 
-    def begin(self, now: int, best_steps: int, budget_start: int, budget_end: int,
-              from_multiplier: float) -> None:
-        """Plans the cool-down from member-step `now`: as long as the best checkpoint took
-        (`best_steps - budget_start`), at most what is left of the budget, at least one step."""
+    def begin(self, now: int, rewind_steps: int, best_steps: int, budget_end: int,
+              from_multiplier: float, minimum: int = 1) -> None:
+        """Plans the cool-down from member-step `now`, after going back to the weights of
+        `rewind_steps`: as long as from there to the best check (at least `minimum`, at most
+        what is left of the budget, at least one step)."""
         self.start = int(now)
-        self.length = max(1, min(int(best_steps) - int(budget_start), int(budget_end) - self.start))
+        span = max(int(best_steps) - int(rewind_steps), int(minimum))
+        self.length = max(1, min(span, int(budget_end) - self.start))
         self.from_multiplier = float(from_multiplier)
 
     def multiplier(self, steps: int, final: float) -> float:
@@ -79,6 +88,43 @@ class StallCooldown:
         self.start = state.get("start")
         self.length = state.get("length")
         self.from_multiplier = state.get("from_multiplier")
+
+
+class RewindPoints:
+    """The weights at checks on a doubling grid of member-steps since the budget's start: the
+    first check, then each check at least twice as far from the start as the last one kept
+    (so at most log2(budget / first) + 1 of them), the points a cool-down may go back to."""
+
+    def __init__(self):
+        self.steps = []
+        self.weights = []
+
+    def offer(self, steps: int, get_weights) -> None:
+        """Keeps `get_weights()` if the check at `steps` (since the budget's start) is on the
+        grid."""
+        if not self.steps or int(steps) >= 2 * self.steps[-1]:
+            self.steps.append(int(steps))
+            self.weights.append([np.array(w, copy=True) for w in get_weights()])
+
+    def before_half_of(self, best_steps: int) -> int:
+        """The position of the kept point to go back to for a best check at `best_steps`: the
+        latest at or before half of it, else the earliest."""
+        earlier = [i for i, s in enumerate(self.steps) if 2 * s <= int(best_steps)]
+        return earlier[-1] if earlier else 0
+
+    def get_state(self) -> dict:
+        return {"steps": list(self.steps)}
+
+    def set_state(self, state) -> None:
+        self.steps = [int(s) for s in state.get("steps", [])]
+
+    def get_arrays(self) -> dict:
+        return {f"point_{p:03d}_{i:04d}": w for p, weights in enumerate(self.weights)
+                for i, w in enumerate(weights)}
+
+    def set_arrays(self, arrays) -> None:
+        self.weights = [[np.array(arrays[name]) for name in sorted(arrays)
+                         if name.startswith(f"point_{p:03d}_")] for p in range(len(self.steps))]
 
 
 @keras.saving.register_keras_serializable(package="popdescent")

@@ -36,8 +36,9 @@ from experiments.core.contract import (
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import paper_loss
 from popdescent import BudgetSchedule, ScheduledLearningRate
-from popdescent.cooldown import CooldownLearningRate, StallCooldown
+from popdescent.cooldown import CooldownLearningRate, RewindPoints, StallCooldown
 from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
+from popdescent.validation import check_integer
 
 __all__ = ["run", "run_decayed", "BestCheckpoint", "CooledCheckpoint", "FIXED_L2"]
 
@@ -79,38 +80,45 @@ class BestCheckpoint(keras.callbacks.Callback):
 class CooledCheckpoint(BestCheckpoint):
     """`BestCheckpoint` for a model on a `ScheduledLearningRate`, with the cool-down that
     `popdescent-budget`'s survivor has (`popdescent.cooldown`): after `patience` checks in a
-    row without a new best, the model goes back to its best weights, its rate falls linearly
-    from the schedule's value there to the schedule's final value (over as many steps as
-    that best took, at most what is left), and the run stops when the cool-down is over."""
+    row without a new best, the model goes back to its weights at about half of its best
+    check's steps (`RewindPoints`), its rate falls linearly from the schedule's value there to
+    the schedule's final value over the steps from there to the best check (at least `every`,
+    at most what is left), and the run stops when the cool-down is over."""
 
-    def __init__(self, data, started, rate: ScheduledLearningRate, patience):
+    def __init__(self, data, started, rate: ScheduledLearningRate, patience, every):
         super().__init__(data, started)
         self.rate = rate
+        self.every = int(every)
         self.cooldown = StallCooldown(patience)
+        self.rewind_points = RewindPoints()
 
     def on_epoch_end(self, epoch, logs=None):
         best_before = self.best_steps
         super().on_epoch_end(epoch, logs)
         model, cooldown, total = self.model, self.cooldown, self.rate.total_steps
         steps = int(model.optimizer.iterations.numpy())
+        self.rewind_points.offer(steps, model.get_weights)
         if cooldown.over(steps):
             model.stop_training = True
         elif (steps < total and self.best_weights is not None
               and cooldown.update(self.best_steps != best_before)):
             schedule = self.rate.schedule
-            cooldown.begin(steps, self.best_steps, 0, total,
-                           schedule.multiplier(self.best_steps / total))
-            model.set_weights(self.best_weights)
+            position = self.rewind_points.before_half_of(self.best_steps)
+            rewind = self.rewind_points.steps[position]
+            cooldown.begin(steps, rewind, self.best_steps, total,
+                           schedule.multiplier(rewind / total), minimum=self.every)
+            model.set_weights(self.rewind_points.weights[position])
             model.optimizer.learning_rate = CooldownLearningRate(
                 self.rate.learning_rate, cooldown.start, cooldown.length,
                 cooldown.from_multiplier, schedule.final)
             model.make_train_function(force=True)  # the step reads the new schedule
+            self.rewound_to = rewind
 
     def summary(self):
         cooldown = self.cooldown
         return None if not cooldown.begun else {
             "gradient_steps": cooldown.start, "length": cooldown.length,
-            "from_multiplier": cooldown.from_multiplier}
+            "from_gradient_steps": self.rewound_to, "from_multiplier": cooldown.from_multiplier}
 
 
 def run_decayed(context: MethodContext) -> MethodResult:
@@ -120,6 +128,8 @@ def run_decayed(context: MethodContext) -> MethodResult:
     patience; `options["cooldown_patience"]`: another, or null for none): the single run a
     budget-aware population must beat. Records made before 2026-12-02 had no cool-down."""
     patience = context.options.get("cooldown_patience", DEFAULT_COOLDOWN_PATIENCE)
+    if patience is not None:  # refused before any training
+        check_integer("options['cooldown_patience']", patience, minimum=1)
     return run(context, schedule=BudgetSchedule(), cooldown_patience=patience)
 
 
@@ -139,14 +149,15 @@ def run(context: MethodContext, schedule=None, cooldown_patience=None) -> Method
     else:
         model = build_context_model(context)
     optimizer = make_optimizer(learning_rate)
+    steps_per_check = budget.steps_per_iteration * budget.population_size
     checkpoint = BestCheckpoint(data, started)
     if schedule is not None:
         rate = ScheduledLearningRate(learning_rate, budget.member_steps, schedule)
         optimizer = keras.optimizers.Adam(rate)
         if cooldown_patience is not None:
-            checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience)
+            checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience,
+                                          every=steps_per_check)
     model.compile(optimizer=optimizer, loss=paper_loss())
-    steps_per_check = budget.steps_per_iteration * budget.population_size
     model.fit(
         training_stream(data.x_train, data.y_train, budget.batch_size, context.seed),
         epochs=budget.iterations,

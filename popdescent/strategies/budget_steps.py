@@ -137,8 +137,11 @@ class BudgetAwareSteps:
         else:
             loss = None
         if loss is not None:
-            improved = checkpoint.offer(loss, population.gradient_steps,
-                                        population.members[0].get_weights)
+            get_weights = population.members[0].get_weights
+            improved = checkpoint.offer(loss, population.gradient_steps, get_weights)
+            if cooldown is not None:
+                self.budget.rewind_points.offer(
+                    population.gradient_steps - population._budget_start, get_weights)
             record["survivor_loss"] = loss
             if cooldown is not None and not finished and cooldown.update(improved):
                 self._begin_cooldown(population, record)
@@ -148,18 +151,24 @@ class BudgetAwareSteps:
             population.stop_training = True
 
     def _begin_cooldown(self, population, record):
-        """Back to the best checkpoint's weights; the rate falls from the schedule's value
-        there (see `popdescent.cooldown`)."""
-        checkpoint, schedule = self.budget.checkpoint, self.budget.schedule
-        start = population._budget_start
-        at_best = 1.0 if schedule is None else schedule.multiplier(
-            (checkpoint.steps - start) / population.member_step_budget)
-        self.budget.cooldown.begin(population.gradient_steps, checkpoint.steps, start,
-                                   start + population.member_step_budget, at_best)
-        self._rewind_to_best(population)
-        record["cooldown"] = {"from_gradient_steps": checkpoint.steps,
-                              "length": self.budget.cooldown.length,
-                              "from_multiplier": at_best}
+        """Back to the weights of about half the best check's steps; the rate falls from the
+        schedule's value there to its final value by the best check's distance from there
+        (see `popdescent.cooldown`)."""
+        budget, start = self.budget, population._budget_start
+        best = budget.checkpoint.steps - start
+        points = budget.rewind_points
+        position = points.before_half_of(best)
+        rewind = points.steps[position]
+        at_rewind = 1.0 if budget.schedule is None else budget.schedule.multiplier(
+            rewind / population.member_step_budget)
+        budget.cooldown.begin(population.gradient_steps, rewind, best,
+                              start + population.member_step_budget, at_rewind,
+                              minimum=budget.checkpoint.every)
+        population.members[0].set_weights(points.weights[position])
+        record["cooldown"] = {"from_gradient_steps": start + rewind,
+                              "best_gradient_steps": start + best,
+                              "length": budget.cooldown.length,
+                              "from_multiplier": at_rewind}
 
     def _restore_best(self, population, record):
         """The last member gets its best checkpoint's weights (once per fit)."""
@@ -167,15 +176,11 @@ class BudgetAwareSteps:
         if population.size != 1 or checkpoint.weights is None or self._restored:
             return
         self._restored = True
-        self._rewind_to_best(population)
+        population.members[0].set_weights(checkpoint.weights)
+        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
         if record is not None:
             record["restored_best"] = {"gradient_steps": checkpoint.steps,
                                        "loss": checkpoint.loss}
-
-    def _rewind_to_best(self, population):
-        checkpoint = self.budget.checkpoint
-        population.members[0].set_weights(checkpoint.weights)
-        population.fitness = np.array([self.fitness_function(np.array([checkpoint.loss]))[0]])
 
     def on_train_end(self, logs=None):
         # A fit stopped before the budget was spent (EarlyStopping, say) returns the best
@@ -202,9 +207,19 @@ class BudgetAwareSteps:
         return float(self._rung_sample_losses(population)[0])
 
     def get_arrays(self) -> dict:
-        """The survivor checkpoint's weights, which a backup stores beside the variables."""
-        return {} if self.budget is None else self.budget.checkpoint.get_arrays()
+        """The survivor checkpoint's weights and the cool-down's rewind points, which a
+        backup stores beside the variables."""
+        if self.budget is None:
+            return {}
+        points = self.budget.rewind_points
+        return {**self.budget.checkpoint.get_arrays(),
+                **({} if points is None else points.get_arrays())}
 
     def set_arrays(self, arrays) -> None:
-        if self.budget is not None:
-            self.budget.checkpoint.set_arrays(arrays)
+        if self.budget is None:
+            return
+        self.budget.checkpoint.set_arrays(
+            {name: a for name, a in arrays.items() if not name.startswith("point_")})
+        if self.budget.rewind_points is not None:
+            self.budget.rewind_points.set_arrays(
+                {name: a for name, a in arrays.items() if name.startswith("point_")})

@@ -91,11 +91,12 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
             long budget the survivor overfits (docs/budget_aware_paper.md). Checks are
             forward passes, not member-steps.
         cooldown_patience: with `restore_best_weights`, after this many checks in a row
-            without a new best the survivor goes back to its best weights and its rate falls
-            linearly to the schedule's final value over as many member-steps as that best
-            took (at most what is left); then `fit` ends, unspent member-steps uncounted
-            (`popdescent.cooldown`). Default 3 (None: never); the budget-aware schedule's
-            horizon, measured instead of assumed to be the whole budget.
+            without a new best the survivor goes back to its weights at about half of its
+            best check's member-steps and its rate falls linearly to the schedule's final
+            value over the steps from there to the best (at most what is left); then `fit`
+            ends, unspent member-steps uncounted (`popdescent.cooldown`). Default 3 (None:
+            never): the budget-aware schedule's horizon, measured instead of assumed to be
+            the whole budget.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,

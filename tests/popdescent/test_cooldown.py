@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import popdescent as pd
-from popdescent.cooldown import CooldownLearningRate, StallCooldown
+from popdescent.cooldown import CooldownLearningRate, RewindPoints, StallCooldown
 from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import make_model
 from tests.helpers.survivor import checks, overfitting_population, survivor_fit
@@ -40,14 +40,16 @@ def test_a_stalled_survivor_rewinds_cools_down_and_stops(memorizable):
     pop = overfitting_population()
     cooled_fit(pop, memorizable, callbacks=[rates])
     (entry,) = [e for e in pop.lineage if "cooldown" in e]
-    began = entry["gradient_steps"]
+    began, cooldown = entry["gradient_steps"], entry["cooldown"]
     # three checks in a row without a new best, after the best so far
     before = [(s, loss) for s, loss in checks(pop) if s <= began]
-    best_steps, best_loss = min(before, key=lambda check: check[1])
-    assert [s for s, _ in before][-4] == best_steps
-    assert entry["cooldown"]["from_gradient_steps"] == best_steps
-    length = entry["cooldown"]["length"]
-    assert length == best_steps  # the budget started at 0: as long as the best took
+    best_steps, _ = min(before, key=lambda check: check[1])
+    assert [s for s, _ in before][-4] == best_steps == cooldown["best_gradient_steps"]
+    # back to a check at or before half the best (the survivor's first check if none is)
+    rewind, steps = cooldown["from_gradient_steps"], [s for s, _ in before]
+    assert rewind in steps and (rewind == steps[0] or 2 * rewind <= best_steps)
+    length = cooldown["length"]
+    assert length == min(max(best_steps - rewind, 8), 200 - began)
     # the rate falls linearly from the constant rate (no schedule) to zero, then fit ends
     rate = pop.hyperparameters_of(0)["learning_rate"]
     during = [(s, r) for s, r in rates.rates if s >= began]
@@ -62,9 +64,20 @@ def test_a_stalled_survivor_rewinds_cools_down_and_stops(memorizable):
     assert float(pop.member_losses(x_val, y_val)[0]) == pytest.approx(overall_loss, rel=1e-6)
 
 
-def test_the_cool_down_starts_from_the_best_weights(memorizable):
-    """Right after the rewind the survivor's loss is its best check's (on the same data)."""
-    x, y, x_val, y_val = memorizable
+def noisy_labels(rng, count, noise):
+    """A learnable rule (three classes from two signs) with a share `noise` of labels random."""
+    x = rng.normal(size=(count, 16)).astype("float32")
+    y = ((x[:, 0] > 0).astype(int) + (x[:, 1] > 0)).astype("int32")
+    flipped = rng.random(count) < noise
+    y[flipped] = rng.integers(0, 3, flipped.sum())
+    return x, y
+
+
+def test_the_cool_down_starts_from_the_rewind_points_weights():
+    """A survivor that learns for a while, then fits its noisy labels: it goes back to a check
+    before its best, and right after the rewind its loss is that check's."""
+    rng = np.random.default_rng(0)
+    (x, y), (x_val, y_val) = noisy_labels(rng, 48, 0.4), noisy_labels(rng, 256, 0.0)
 
     class LossAtRewind(keras.callbacks.Callback):
         loss = None
@@ -74,11 +87,18 @@ def test_the_cool_down_starts_from_the_best_weights(memorizable):
                 self.loss = float(self.model.member_losses(x_val, y_val)[0])
 
     probe = LossAtRewind()
-    pop = overfitting_population()
-    cooled_fit(pop, memorizable, callbacks=[probe])
+    pop = pd.Population(
+        lambda index: make_model(keras.optimizers.Adam(3e-3), units=64, features=16,
+                                 metrics=()),
+        size=5, seed=0, hyperparameters={"learning_rate": pd.LogUniform(3e-3, 1e-2)})
+    survivor_fit(pop, (x, y, x_val, y_val), member_steps=300, rungs=[(0.05, 1)],
+                 restore_best_every=8, cooldown_patience=3, callbacks=[probe])
     (entry,) = [e for e in pop.lineage if "cooldown" in e]
-    best = dict(checks(pop))[entry["cooldown"]["from_gradient_steps"]]
-    assert probe.loss == pytest.approx(best, rel=1e-6)
+    cooldown = entry["cooldown"]
+    assert cooldown["from_gradient_steps"] < cooldown["best_gradient_steps"]
+    rewound = dict(checks(pop))[cooldown["from_gradient_steps"]]
+    assert rewound > dict(checks(pop))[cooldown["best_gradient_steps"]]
+    assert probe.loss == pytest.approx(rewound, rel=1e-6)
 
 
 def test_a_survivor_that_keeps_improving_spends_the_whole_budget():
@@ -93,11 +113,12 @@ def test_a_survivor_that_keeps_improving_spends_the_whole_budget():
     assert not any("cooldown" in e for e in pop.lineage)
 
 
-def test_a_run_killed_during_the_cool_down_resumes_bit_identical(memorizable, tmp_path):
+@pytest.mark.parametrize("after", [0, 1], ids=["before the rewind", "during the cool-down"])
+def test_a_run_killed_around_the_cool_down_resumes_bit_identical(memorizable, tmp_path, after):
     reference = overfitting_population(seed=3)
     cooled_fit(reference, memorizable)
     (entry,) = [e for e in reference.lineage if "cooldown" in e]
-    kill = entry["epoch"] + 2
+    kill = entry["epoch"] + after  # 0: the rewind points come from the backup
     assert kill < reference.lineage[-1]["epoch"]
     killed = overfitting_population(seed=3)
     with pytest.raises(KeyboardInterrupt):
@@ -109,20 +130,39 @@ def test_a_run_killed_during_the_cool_down_resumes_bit_identical(memorizable, tm
         assert np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
 
-def test_the_cool_down_is_as_long_as_the_best_took_or_what_is_left():
+def test_the_cool_down_runs_from_the_rewind_point_to_the_best_or_what_is_left():
     cooldown = StallCooldown(patience=2)
     assert [cooldown.update(i) for i in (True, False, True, False, False)] == [
         False, False, False, False, True]
-    cooldown.begin(now=600, best_steps=400, budget_start=100, budget_end=2100,
-                   from_multiplier=0.8)
+    cooldown.begin(now=600, rewind_steps=150, best_steps=450, budget_end=2100,
+                   from_multiplier=0.8, minimum=100)
     assert cooldown.length == 300
     assert cooldown.multiplier(600, final=0.0) == pytest.approx(0.8)
     assert cooldown.multiplier(750, final=0.2) == pytest.approx(0.5)
     assert not cooldown.over(899) and cooldown.over(900)
     assert cooldown.update(False) is False  # once per run
     short = StallCooldown()
-    short.begin(now=1900, best_steps=1500, budget_start=0, budget_end=2000, from_multiplier=1.0)
+    short.begin(now=1900, rewind_steps=0, best_steps=1500, budget_end=2000, from_multiplier=1.0)
     assert short.length == 100
+    at_best = StallCooldown()  # the best is the rewind point: at least `minimum`
+    at_best.begin(now=900, rewind_steps=640, best_steps=640, budget_end=9000,
+                  from_multiplier=1.0, minimum=320)
+    assert at_best.length == 320
+
+
+def test_rewind_points_keep_a_doubling_grid_and_pick_about_half_the_best():
+    points = RewindPoints()
+    for steps in range(640, 12_000, 640):
+        points.offer(steps, lambda steps=steps: [np.full(2, steps)])
+    assert points.steps == [640, 1280, 2560, 5120, 10240]
+    assert [w[0][0] for w in points.weights] == points.steps
+    assert points.steps[points.before_half_of(4480)] == 1280
+    assert points.steps[points.before_half_of(5120)] == 2560
+    assert points.steps[points.before_half_of(1000)] == 640  # none that early: the first
+    restored = RewindPoints()
+    restored.set_state(points.get_state())
+    restored.set_arrays(points.get_arrays())
+    assert [w[0].tolist() for w in restored.weights] == [w[0].tolist() for w in points.weights]
 
 
 def test_the_single_model_cool_down_schedule_is_the_same_line():
