@@ -8,8 +8,9 @@ schedule for a single Keras model, the baseline a population must beat.
 
 `ancestry` walks a member's lineage back through every copy from a parent and every shrink;
 `lineage_schedule` turns that walk into the learning rate it trained with at each of its own
-gradient steps, as a Keras `LearningRateSchedule` a fresh model can train with (PBT's
-"replay").
+gradient steps that its weights still hold (a budget-aware survivor's restored checkpoint and
+cool-down drop the steps they undid), as a Keras `LearningRateSchedule` a fresh model can
+train with (PBT's "replay").
 """
 
 from __future__ import annotations
@@ -164,16 +165,56 @@ def lineage_schedule(population, index):
         # not record through copies and restarts: a replay would be wrong, so none is given.
         raise ValueError("exported_schedule cannot replay a tuned learning_rate_decay (the "
                          "lineage does not record each member's optimizer restarts)")
-    schedule = getattr(population, "learning_rate_schedule", None)
-    rates, l2 = [], [] if "l2" in population.priors else None
+    multiplier = _multiplier_at(population)
+    steps, rates, l2 = [], [], [] if "l2" in population.priors else None
     for start, end, size, values in ancestry(population, index):
         for step in range(start, end, size):
-            multiplier = 1.0
-            if schedule is not None:
-                multiplier = schedule.multiplier(
-                    (step - population.lineage_start["gradient_steps"])
-                    / population.lineage_start["member_steps"])
-            rates.append(values["learning_rate"] * multiplier)
+            steps.append(step)
+            rates.append(values["learning_rate"] * multiplier(step))
             if l2 is not None:
                 l2.append(values["l2"])
-    return StepwiseSchedule(rates), l2
+    kept = [i for i, step in enumerate(steps) if not _undone(population.lineage, step)]
+    return (StepwiseSchedule([rates[i] for i in kept]),
+            None if l2 is None else [l2[i] for i in kept])
+
+
+def _multiplier_at(population):
+    """step -> the factor on the base rate at global member-step `step`: the population's
+    schedule, or a budget-aware survivor's cool-down (`popdescent.cooldown`) during it."""
+    schedule = getattr(population, "learning_rate_schedule", None)
+    start = population.lineage_start
+    final = 0.0 if schedule is None else schedule.final
+    cooldowns = [(e["gradient_steps"], e["cooldown"]) for e in population.lineage
+                 if e.get("cooldown")]
+
+    def at(step):
+        for began, cooldown in cooldowns:
+            if began <= step < began + cooldown["length"]:
+                high = cooldown["from_multiplier"]
+                return high + (final - high) * (step - began) / cooldown["length"]
+        if schedule is None:
+            return 1.0
+        return schedule.multiplier((step - start["gradient_steps"]) / start["member_steps"])
+
+    return at
+
+
+def _undone(lineage, step) -> bool:
+    """Whether the update of global member-step `step` is gone from the weights a budget-aware
+    survivor ended with: its best checkpoint, restored at the end of a fit, drops the steps
+    after it; a cool-down that went back to earlier weights dropped the steps in between,
+    unless the restored checkpoint predates the cool-down (then those steps led to it).
+    Both happen only to a population of one, so other members' steps are never touched."""
+    for entry in lineage:
+        restored = entry.get("restored_best")
+        if restored is None:
+            continue
+        cut, end = restored["gradient_steps"], entry["gradient_steps"]
+        if cut <= step < end:
+            return True
+        for rewind in lineage:
+            cooldown = rewind.get("cooldown")
+            if (cooldown and cut > rewind["gradient_steps"] <= end
+                    and cooldown["from_gradient_steps"] <= step < rewind["gradient_steps"]):
+                return True
+    return False

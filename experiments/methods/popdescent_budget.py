@@ -135,8 +135,10 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
                           for e in population.lineage if "cooldown" in e), None),
         "restarts": sum(bool(m.get("restarted")) for e in population.lineage
                         for m in e["members"]),
-        # The returned member's learning rate every 64th of its own steps (the full
-        # per-step schedule is `population.exported_schedule`).
+        # The returned member's learning rate every 64th of its own steps, and how many
+        # steps its weights hold (the full per-step schedule is
+        # `population.exported_schedule`; before 2026-12-02 it also counted the steps after
+        # a restored checkpoint).
         "exported_schedule_sample": schedule.values[:: max(1, len(schedule.values) // 64)],
         "own_gradient_steps": len(schedule.values),
         "train_step_traces": population.traces,

@@ -12,6 +12,7 @@ from popdescent.strategies.budget_aware import (
     planned_sizes,
 )
 from tests.helpers.callbacks import Interrupt
+from tests.helpers.lineage import FollowLines, RateRecorder
 from tests.helpers.models import fast_model, toy_problem
 
 
@@ -26,11 +27,12 @@ def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None)
 
 
 def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs):
-    """Budget-aware fit; the range test and early commitment stay off unless a test asks for
-    them, so that each test sees the mechanism it is about."""
+    """Budget-aware fit; the range test, early commitment and the cool-down stay off unless a
+    test asks for them, so that each test sees the mechanism it is about."""
     x, y, x_val, y_val = problem
     kwargs.setdefault("range_test", False)
     kwargs.setdefault("commit_early", False)
+    kwargs.setdefault("cooldown_patience", None)
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, **kwargs)
     history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=steps,
                       validation_data=(x_val, y_val), verbose=0,
@@ -204,17 +206,6 @@ def test_commit_early_changes_nothing_when_the_protected_member_does_not_lead(pr
 
 
 # ------------------------------------------------------------------ the schedule
-class RateRecorder(keras.callbacks.Callback):
-    """After every batch, each slot's optimizer rate (the rate that batch's update used)."""
-
-    def __init__(self):
-        super().__init__()
-        self.rates = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.rates.append([float(m.optimizer.learning_rate.numpy()) for m in self.model.members])
-
-
 def test_every_member_trains_at_its_base_rate_times_the_schedule(problem):
     pop = population(size=3)
     recorder = RateRecorder()
@@ -350,39 +341,24 @@ def test_the_exported_schedule_replays_the_rates_each_member_trained_with(proble
     x, y, x_val, y_val = problem
     pop = population(size=4, seed=1)
     recorder = RateRecorder()
-    lines = [[] for _ in range(4)]  # per slot, the rates its line trained with
+    follow = FollowLines(recorder)
 
-    class Follow(keras.callbacks.Callback):
-        """Follows each slot's line forward: appends each batch's rate, copies a parent's
-        line on a replacement and drops lines that leave."""
-
-        def on_train_batch_end(self, batch, logs=None):
-            for slot, rate in enumerate(recorder.rates[-1]):
-                lines[slot].append(rate)
-
-        def on_epoch_end(self, epoch, logs=None):
-            entry = pop.lineage[-1]
-            old = [list(line) for line in lines]
-            for slot, member in enumerate(entry["members"]):
-                if member["replaced"]:
-                    lines[slot] = [] if member.get("restarted") else list(old[member["parent"]])
-            if "kept" in entry:
-                lines[:] = [lines[i] for i in entry["kept"]]
-
-    if budget_aware:
-        budget_fit(pop, problem, member_steps=320, rungs=[(0.5, 1)],
-                   callbacks=[recorder, Follow()])
+    if budget_aware:  # a survivor that cools down: back to earlier weights, then its best
+        budget_fit(pop, problem, member_steps=320, rungs=[(0.5, 1)], cooldown_patience=2,
+                   restore_best_every=8, callbacks=[recorder, follow])
+        (began,) = [e["gradient_steps"] for e in pop.lineage if "cooldown" in e]
+        assert pop.lineage[-1]["restored_best"]["gradient_steps"] > began
     else:  # the paper's mode: replacements from the first iteration on, no schedule
         pop.fit(x, y, batch_size=16, member_steps=320, steps_per_epoch=4,
                 validation_data=(x_val, y_val), verbose=0,
-                callbacks=[pd.PopDescent(elites=2, cv_batch_size=32), recorder, Follow()])
+                callbacks=[pd.PopDescent(elites=2, cv_batch_size=32), recorder, follow])
         assert any(member["replaced"] for member in pop.lineage[0]["members"])
     for index in range(pop.size):
         schedule, l2 = pop.exported_schedule(index)
         assert l2 is None
-        assert len(schedule.values) == len(lines[index])
+        assert len(schedule.values) == len(follow.lines[index])
         fresh = keras.optimizers.SGD(learning_rate=schedule)
-        for step, rate in enumerate(lines[index]):
+        for step, rate in enumerate(follow.lines[index]):
             fresh.iterations.assign(step)
             assert float(fresh.learning_rate) == pytest.approx(rate, rel=1e-5)
 
