@@ -269,8 +269,9 @@ def write_markdown(groups, path, scale) -> str:
     datasets = sorted({dataset for dataset, _ in groups})
     lines = [f"# Budget-aware PopDescent: evidence at the `{scale}` scale", "",
              "Test loss of the model each method returned (chosen on validation data), mean ± "
-             "sample std over seeds (n and the seeds in brackets). Every method spends the "
-             "same member-steps. Rendered by `python -m experiments.budget_report` from the "
+             "sample std over seeds (n and the seeds in brackets). Every method has the same "
+             "member-step budget (a run that cools down stops before spending it: "
+             "`gradient_steps` in its record). Rendered by `python -m experiments.budget_report` from the "
              "records of `experiments.benchmark` (paper range) and `experiments.robustness` "
              "(wrong ranges, mutation bounds [1e-7, 1]).", ""]
     for dataset in datasets:
