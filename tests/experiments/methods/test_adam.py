@@ -120,3 +120,11 @@ def test_adam_decay_cools_down_from_its_best_checkpoint_when_it_stalls():
     assert int(model.optimizer.iterations.numpy()) == began + length < total
     model.set_weights(checkpoint.best_weights)
     assert validation_loss(model, data) == pytest.approx(checkpoint.best_loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("patience", [0, "three"])
+def test_a_bad_cooldown_patience_option_is_refused_before_training(tmp_path, patience):
+    context = smoke_context("adam-decay", tmp_path, cooldown_patience=patience)
+    with pytest.raises(ValueError, match=r"options\['cooldown_patience'\] must be an integer"):
+        adam_method.run_decayed(context)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
