@@ -48,6 +48,7 @@ class StallCooldown:
         self.start = None  # member-step the cool-down began at, None before
         self.length = None
         self.from_multiplier = None
+        self.points = RewindPoints()
 
     @property
     def begun(self) -> bool:
@@ -70,6 +71,19 @@ class StallCooldown:
         self.length = max(1, min(span, int(budget_end) - self.start))
         self.from_multiplier = float(from_multiplier)
 
+    def rewind(self, now: int, best_steps: int, budget_start: int, budget_steps: int,
+               schedule=None, minimum: int = 1):
+        """Begins the cool-down at member-step `now` for a best check at `best_steps` (both
+        counted like `budget_start`): from the kept point at about half the best, at the
+        schedule's multiplier there (1 without a `BudgetSchedule`). Returns (the weights to
+        go back to, the member-step they were kept at)."""
+        best = int(best_steps) - int(budget_start)
+        position = self.points.before_half_of(best)
+        back = self.points.steps[position]
+        at_back = 1.0 if schedule is None else schedule.multiplier(back / budget_steps)
+        self.begin(now, back, best, int(budget_start) + int(budget_steps), at_back, minimum)
+        return self.points.weights[position], int(budget_start) + back
+
     def multiplier(self, steps: int, final: float) -> float:
         """The learning-rate multiplier at member-step `steps`: from `from_multiplier` down to
         `final`, linearly over the cool-down."""
@@ -79,15 +93,25 @@ class StallCooldown:
     def over(self, steps: int) -> bool:
         return self.begun and int(steps) >= self.start + self.length
 
+    def during(self, steps: int) -> bool:
+        return self.begun and self.start <= int(steps) < self.start + self.length
+
     def get_state(self) -> dict:
         return {"waiting": self.waiting, "start": self.start, "length": self.length,
-                "from_multiplier": self.from_multiplier}
+                "from_multiplier": self.from_multiplier, "points": self.points.get_state()}
 
     def set_state(self, state) -> None:
         self.waiting = int(state.get("waiting", 0))
         self.start = state.get("start")
         self.length = state.get("length")
         self.from_multiplier = state.get("from_multiplier")
+        self.points.set_state(state.get("points", {}))
+
+    def get_arrays(self) -> dict:
+        return self.points.get_arrays()
+
+    def set_arrays(self, arrays) -> None:
+        self.points.set_arrays(arrays)
 
 
 class RewindPoints:

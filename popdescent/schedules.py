@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from popdescent.cooldown import StallCooldown
 from popdescent.validation import check_fraction
 
 __all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "ancestry",
@@ -184,14 +185,17 @@ def _multiplier_at(population):
     schedule = getattr(population, "learning_rate_schedule", None)
     start = population.lineage_start
     final = 0.0 if schedule is None else schedule.final
-    cooldowns = [(e["gradient_steps"], e["cooldown"]) for e in population.lineage
-                 if e.get("cooldown")]
+    cooldowns = []  # each survivor cool-down the lineage recorded, as the line it ran on
+    for entry in population.lineage:
+        if entry.get("cooldown"):
+            line = StallCooldown()
+            line.set_state({"start": entry["gradient_steps"], **entry["cooldown"]})
+            cooldowns.append(line)
 
     def at(step):
-        for began, cooldown in cooldowns:
-            if began <= step < began + cooldown["length"]:
-                high = cooldown["from_multiplier"]
-                return high + (final - high) * (step - began) / cooldown["length"]
+        for line in cooldowns:
+            if line.during(step):
+                return line.multiplier(step, final)
         if schedule is None:
             return 1.0
         return schedule.multiplier((step - start["gradient_steps"]) / start["member_steps"])

@@ -36,7 +36,7 @@ from experiments.core.contract import (
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import paper_loss
 from popdescent import BudgetSchedule, ScheduledLearningRate
-from popdescent.cooldown import CooldownLearningRate, RewindPoints, StallCooldown
+from popdescent.cooldown import CooldownLearningRate, StallCooldown
 from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
 from popdescent.validation import check_integer
 
@@ -90,29 +90,24 @@ class CooledCheckpoint(BestCheckpoint):
         self.rate = rate
         self.every = int(every)
         self.cooldown = StallCooldown(patience)
-        self.rewind_points = RewindPoints()
 
     def on_epoch_end(self, epoch, logs=None):
         best_before = self.best_steps
         super().on_epoch_end(epoch, logs)
         model, cooldown, total = self.model, self.cooldown, self.rate.total_steps
         steps = int(model.optimizer.iterations.numpy())
-        self.rewind_points.offer(steps, model.get_weights)
+        cooldown.points.offer(steps, model.get_weights)
         if cooldown.over(steps):
             model.stop_training = True
         elif (steps < total and self.best_weights is not None
               and cooldown.update(self.best_steps != best_before)):
-            schedule = self.rate.schedule
-            position = self.rewind_points.before_half_of(self.best_steps)
-            rewind = self.rewind_points.steps[position]
-            cooldown.begin(steps, rewind, self.best_steps, total,
-                           schedule.multiplier(rewind / total), minimum=self.every)
-            model.set_weights(self.rewind_points.weights[position])
+            weights, self.rewound_to = cooldown.rewind(steps, self.best_steps, 0, total,
+                                                       self.rate.schedule, minimum=self.every)
+            model.set_weights(weights)
             model.optimizer.learning_rate = CooldownLearningRate(
                 self.rate.learning_rate, cooldown.start, cooldown.length,
-                cooldown.from_multiplier, schedule.final)
+                cooldown.from_multiplier, self.rate.schedule.final)
             model.make_train_function(force=True)  # the step reads the new schedule
-            self.rewound_to = rewind
 
     def summary(self):
         cooldown = self.cooldown

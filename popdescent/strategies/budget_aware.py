@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from popdescent.cooldown import RewindPoints, StallCooldown
+from popdescent.cooldown import StallCooldown
 from popdescent.schedules import BudgetSchedule
 from popdescent.selection import rank_by_fitness, sanitize_fitness
 from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
@@ -203,12 +203,7 @@ class BudgetAwareness:
         self.shrunk = False
 
     def _new_cooldown(self):
-        """A fresh cool-down and the weights it may go back to (None, None when off)."""
-        if self.cooldown_patience is None:
-            self.rewind_points = None
-            return None
-        self.rewind_points = RewindPoints()
-        return StallCooldown(self.cooldown_patience)
+        return None if self.cooldown_patience is None else StallCooldown(self.cooldown_patience)
 
     def get_config(self):
         return {
@@ -243,9 +238,7 @@ class BudgetAwareness:
                 "stuck": self.rescue.stuck, "shrunk": self.shrunk,
                 "range_test_pending": self.range_test_pending,
                 "checkpoint": self.checkpoint.get_state(),
-                **({} if self.cooldown is None else {
-                    "cooldown": self.cooldown.get_state(),
-                    "rewind_points": self.rewind_points.get_state()})}
+                **({} if self.cooldown is None else {"cooldown": self.cooldown.get_state()})}
 
     def set_state(self, state) -> None:
         losses = state.get("starting_losses")
@@ -257,7 +250,6 @@ class BudgetAwareness:
             self.checkpoint.set_state(state["checkpoint"])
         if self.cooldown is not None and "cooldown" in state:
             self.cooldown.set_state(state["cooldown"])
-            self.rewind_points.set_state(state["rewind_points"])
 
     # ------------------------------------------------------------- decisions
     def protected_slot(self, population):

@@ -140,8 +140,8 @@ class BudgetAwareSteps:
             get_weights = population.members[0].get_weights
             improved = checkpoint.offer(loss, population.gradient_steps, get_weights)
             if cooldown is not None:
-                self.budget.rewind_points.offer(
-                    population.gradient_steps - population._budget_start, get_weights)
+                cooldown.points.offer(population.gradient_steps - population._budget_start,
+                                      get_weights)
             record["survivor_loss"] = loss
             if cooldown is not None and not finished and cooldown.update(improved):
                 self._begin_cooldown(population, record)
@@ -154,21 +154,15 @@ class BudgetAwareSteps:
         """Back to the weights of about half the best check's steps; the rate falls from the
         schedule's value there to its final value by the best check's distance from there
         (see `popdescent.cooldown`)."""
-        budget, start = self.budget, population._budget_start
-        best = budget.checkpoint.steps - start
-        points = budget.rewind_points
-        position = points.before_half_of(best)
-        rewind = points.steps[position]
-        at_rewind = 1.0 if budget.schedule is None else budget.schedule.multiplier(
-            rewind / population.member_step_budget)
-        budget.cooldown.begin(population.gradient_steps, rewind, best,
-                              start + population.member_step_budget, at_rewind,
-                              minimum=budget.checkpoint.every)
-        population.members[0].set_weights(points.weights[position])
-        record["cooldown"] = {"from_gradient_steps": start + rewind,
-                              "best_gradient_steps": start + best,
+        budget = self.budget
+        weights, back = budget.cooldown.rewind(
+            population.gradient_steps, budget.checkpoint.steps, population._budget_start,
+            population.member_step_budget, budget.schedule, minimum=budget.checkpoint.every)
+        population.members[0].set_weights(weights)
+        record["cooldown"] = {"from_gradient_steps": back,
+                              "best_gradient_steps": budget.checkpoint.steps,
                               "length": budget.cooldown.length,
-                              "from_multiplier": at_rewind}
+                              "from_multiplier": budget.cooldown.from_multiplier}
 
     def _restore_best(self, population, record):
         """The last member gets its best checkpoint's weights (once per fit)."""
@@ -211,15 +205,15 @@ class BudgetAwareSteps:
         backup stores beside the variables."""
         if self.budget is None:
             return {}
-        points = self.budget.rewind_points
+        cooldown = self.budget.cooldown
         return {**self.budget.checkpoint.get_arrays(),
-                **({} if points is None else points.get_arrays())}
+                **({} if cooldown is None else cooldown.get_arrays())}
 
     def set_arrays(self, arrays) -> None:
         if self.budget is None:
             return
         self.budget.checkpoint.set_arrays(
             {name: a for name, a in arrays.items() if not name.startswith("point_")})
-        if self.budget.rewind_points is not None:
-            self.budget.rewind_points.set_arrays(
+        if self.budget.cooldown is not None:
+            self.budget.cooldown.set_arrays(
                 {name: a for name, a in arrays.items() if name.startswith("point_")})
