@@ -47,9 +47,9 @@ RANGES = {  # name -> the learning-rate range every method starts from
     "paper": (1e-4, 1e-2),
 }
 BOUNDS = (1e-7, 1.0)  # how far the online methods may move a learning rate, for every range
-STUDY_METHODS = ("adam", "adam-decay", "grid", "random", "esgd", "pbt", "popdescent",
+STUDY_METHODS = ("adam", "adam-decay", "adam-decay-rt", "grid", "random", "esgd", "pbt", "popdescent",
                  "popdescent-budget", "popdescent-budget-rt", "es-single", "pes", "truncated-es")
-ONLINE_METHODS = ("esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt",
+ONLINE_METHODS = ("adam-decay-rt", "esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt",
                   "es-single", "pes", "truncated-es")
 RESULTS = pathlib.Path("results/robustness")
 

@@ -289,12 +289,26 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
                                             * (self.live_hyperparameters.scale_value() or 1.0))
         return copy
 
-    def ensemble_model(self, k=None) -> keras.Model:
-        """A compiled `keras.Model` that averages the predicted probabilities of the `k`
-        fittest members (default: all); see `popdescent.ensemble`."""
-        from popdescent.ensemble import ensemble_model
+    def ensemble_model(self, k=None, validation_data=None, selection="greedy") -> keras.Model:
+        """One compiled `keras.Model` mixing the predictions of several members (probabilities
+        averaged for a classifier; see `popdescent.ensemble`).
 
-        return ensemble_model(self, k)
+        Args:
+            k: at most this many members (default: all of them). With "greedy", at most `k`
+                additions with replacement, so a member can weigh more than another.
+            validation_data: (x, y) the greedy selection scores mixtures on; default the
+                validation data of the last `fit` (what strategies select on).
+            selection: "greedy" (default): greedy ensemble selection with replacement on the
+                validation data (Caruana et al., 2004), never worse there than the best
+                member alone; "fittest": the `k` fittest by the last recorded fitness,
+                averaged equally (what this method did before 2026-12-05).
+
+        The model has `members_chosen` (the member indices it mixes) and `member_weights`
+        (each one's share of the mixture).
+        """
+        from popdescent.population_ensembles import ensemble_of_members
+
+        return ensemble_of_members(self, k, validation_data, selection)
 
     def exported_schedule(self, index=None):
         """The learning rate member `index` (default the fittest) trained with at each of its

@@ -12,12 +12,17 @@ Budgets (member-steps = iterations x steps_per_iteration x population_size):
 | dataset | scale | iterations x steps | member-steps | share of paper |
 |---|---|---|---|---|
 | fmnist  | paper | 50 x 128           | 32,000       | 100% |
+| fmnist  | middle | 20 x 128          | 12,800       | 40%  |
 | cifar10 | paper | 20 x 256 (2 x 128) | 25,600       | 100% |
+| cifar10 | middle | 10 x 256          | 12,800       | 50%  |
 | fmnist  | small | 15 x 128           |  9,600       | 30%  |
 | cifar10 | small |  8 x 64            |  2,560       | 10%  |
 | fmnist  | quick | 10 x 64            |  3,200       | 10%  |
 | cifar10 | quick |  8 x 64            |  2,560       | 10%  |
 | both    | smoke |  2 x 2, population 3, elites 2, CV batch 64 | 12 | seconds, for tests |
+
+`middle` (issue 29) is the budget between the quick and the paper scale at which a population's
+width past the horizon one model can use starts to pay (the same iterations as `paper`, fewer).
 
 `quick` (issue 19) is the budget-aware study's scale: short enough to run every method at three
 seeds in an afternoon of 2 cores, and short enough that one model's depth matters.
@@ -60,7 +65,7 @@ __all__ = [
 ]
 
 DATASETS = ("fmnist", "cifar10")
-SCALES = ("smoke", "quick", "small", "paper")
+SCALES = ("smoke", "quick", "small", "middle", "paper")
 # The ten seeds of the paper's Table 1 (reference code).
 PAPER_SEEDS = (5, 15, 24, 34, 49, 60, 74, 89, 97, 100)
 # Search space shared by every method (grid search keeps the paper's own fixed grids).
@@ -102,6 +107,8 @@ _PAPER = {"batch_size": 64, "population_size": 5, "elites": 3, "cv_batch_size": 
 _BUDGETS = {
     ("fmnist", "paper"): Budget(iterations=50, steps_per_iteration=128, **_PAPER),
     ("cifar10", "paper"): Budget(iterations=20, steps_per_iteration=256, **_PAPER),
+    ("fmnist", "middle"): Budget(iterations=20, steps_per_iteration=128, **_PAPER),
+    ("cifar10", "middle"): Budget(iterations=10, steps_per_iteration=256, **_PAPER),
     ("fmnist", "small"): Budget(iterations=15, steps_per_iteration=128, **_PAPER),
     ("cifar10", "small"): Budget(iterations=8, steps_per_iteration=64, **_PAPER),
     ("fmnist", "quick"): Budget(iterations=10, steps_per_iteration=64, **_PAPER),

@@ -24,6 +24,8 @@ __all__ = ["METHODS", "MethodNotAvailableError", "get_method", "available_method
 METHODS = {
     "adam": "experiments.methods.adam:run",
     "adam-decay": "experiments.methods.adam:run_decayed",
+    "adam-decay-ensemble": "experiments.methods.independent_ensemble:run",
+    "adam-decay-rt": "experiments.methods.range_tested:run",
     "popdescent": "experiments.methods.popdescent:run",
     "popdescent-budget": "experiments.methods.popdescent_budget:run",
     "popdescent-budget-rt": "experiments.methods.popdescent_budget:run_with_range_test",

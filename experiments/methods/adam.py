@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import keras
 
@@ -40,7 +41,8 @@ from popdescent.cooldown import CooldownLearningRate, StallCooldown
 from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
 from popdescent.validation import check_integer
 
-__all__ = ["run", "run_decayed", "BestCheckpoint", "CooledCheckpoint", "FIXED_L2"]
+__all__ = ["run", "run_decayed", "train_single", "SingleRun", "BestCheckpoint", "CooledCheckpoint",
+           "FIXED_L2", "compiled_learning_rate", "cooldown_option", "run_details"]
 
 # With --regularization the untuned model keeps the paper model's default L2 rate (as ESGD does).
 FIXED_L2 = 1e-3
@@ -75,6 +77,19 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.points.append((steps, float(best), time.perf_counter() - self.started))
         if logs is not None:
             logs["val_loss_best"] = best
+
+
+class StopAtSteps(keras.callbacks.Callback):
+    """Ends `fit` after the batch that brings the optimizer to `steps` gradient steps (Keras
+    then ends the epoch, so the checkpoint still checks the last weights)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True
 
 
 class CooledCheckpoint(BestCheckpoint):
@@ -122,22 +137,43 @@ def run_decayed(context: MethodContext) -> MethodResult:
     budget's member-steps) with the same cool-down (`CooledCheckpoint`, the library's default
     patience; `options["cooldown_patience"]`: another, or null for none): the single run a
     budget-aware population must beat. Records made before 2026-12-02 had no cool-down."""
+    return run(context, schedule=BudgetSchedule(), cooldown_patience=cooldown_option(context))
+
+
+def cooldown_option(context: MethodContext):
+    """`options["cooldown_patience"]` (default: the library's), refused before training."""
     patience = context.options.get("cooldown_patience", DEFAULT_COOLDOWN_PATIENCE)
-    if patience is not None:  # refused before any training
+    if patience is not None:
         check_integer("options['cooldown_patience']", patience, minimum=1)
-    return run(context, schedule=BudgetSchedule(), cooldown_patience=patience)
+    return patience
 
 
-def run(context: MethodContext, schedule=None, cooldown_patience=None) -> MethodResult:
-    """Trains one Adam model for the whole budget; returns its best checkpoint on validation.
-    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget, and
-    with `cooldown_patience` too, the model cools down when it stalls (`CooledCheckpoint`)."""
-    started = time.perf_counter()
+def compiled_learning_rate(context: MethodContext) -> float:
+    """The rate a user would pick: the middle of `options["lr_range"]` (validated), else
+    every method's default 1e-3."""
     if "lr_range" in context.options:
-        learning_rate = geometric_middle(*learning_rate_range(context))  # validates the option
-    else:
-        learning_rate = DEFAULT_LEARNING_RATE
-    keras.utils.set_random_seed(context.seed)
+        return geometric_middle(*learning_rate_range(context))
+    return DEFAULT_LEARNING_RATE
+
+
+@dataclass
+class SingleRun:
+    """One trained model: `model` holds its best checkpoint's weights; `gradient_steps` ran."""
+
+    model: keras.Model
+    gradient_steps: int
+    checkpoint: BestCheckpoint
+    learning_rate: float
+
+
+def train_single(context: MethodContext, learning_rate: float, member_steps: int, seed: int,
+                 schedule=None, cooldown_patience=None, started=None) -> SingleRun:
+    """Trains one Adam model of the context's kind for at most `member_steps` steps (whole
+    checks of `steps_per_iteration * population_size` steps; at least one), initialised and
+    shuffled from `seed`, at `learning_rate` (on `schedule` over `member_steps`, cooling
+    down after `cooldown_patience` checks without a new best); keeps its best checkpoint."""
+    started = time.perf_counter() if started is None else started
+    keras.utils.set_random_seed(seed)
     budget, data = context.budget, context.data
     if context.regularization:
         model = build_context_model(context, regularization="dense", l2=FIXED_L2)
@@ -147,36 +183,50 @@ def run(context: MethodContext, schedule=None, cooldown_patience=None) -> Method
     steps_per_check = budget.steps_per_iteration * budget.population_size
     checkpoint = BestCheckpoint(data, started)
     if schedule is not None:
-        rate = ScheduledLearningRate(learning_rate, budget.member_steps, schedule)
+        rate = ScheduledLearningRate(learning_rate, member_steps, schedule)
         optimizer = keras.optimizers.Adam(rate)
         if cooldown_patience is not None:
             checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience,
                                           every=steps_per_check)
     model.compile(optimizer=optimizer, loss=paper_loss())
     model.fit(
-        training_stream(data.x_train, data.y_train, budget.batch_size, context.seed),
-        epochs=budget.iterations,
-        steps_per_epoch=steps_per_check,
-        callbacks=[checkpoint],
+        training_stream(data.x_train, data.y_train, budget.batch_size, seed),
+        epochs=math.ceil(member_steps / steps_per_check),
+        steps_per_epoch=min(steps_per_check, member_steps),
+        # The last check comes after a shorter epoch when the checks do not divide the steps.
+        callbacks=[StopAtSteps(member_steps), checkpoint],
         verbose=context.verbose,
         shuffle=False,  # the stream is shuffled already
     )
-    gradient_steps = int(model.optimizer.iterations.numpy())
     if checkpoint.best_weights is not None:
         model.set_weights(checkpoint.best_weights)
-    return MethodResult(
-        model=model,
-        gradient_steps=gradient_steps,
-        curve=checkpoint.points,
-        details={
-            "hyperparameters": {"learning_rate": learning_rate,
-                                **({"l2": FIXED_L2} if context.regularization else {})},
-            "schedule": None if schedule is None else schedule.get_config(),
-            "steps_per_check": steps_per_check,
-            "checks": len(checkpoint.points),
-            "best_checkpoint_steps": checkpoint.best_steps,
-            "best_validation_loss": (checkpoint.best_loss
-                                     if checkpoint.best_weights is not None else None),
-            **({"cooldown": checkpoint.summary()} if cooldown_patience is not None else {}),
-        },
-    )
+    return SingleRun(model, int(model.optimizer.iterations.numpy()), checkpoint,
+                     float(learning_rate))
+
+
+def run_details(single: SingleRun, context: MethodContext, schedule, cooldown_patience) -> dict:
+    """What a record says of one single run."""
+    checkpoint = single.checkpoint
+    budget = context.budget
+    return {
+        "hyperparameters": {"learning_rate": single.learning_rate,
+                            **({"l2": FIXED_L2} if context.regularization else {})},
+        "schedule": None if schedule is None else schedule.get_config(),
+        "steps_per_check": budget.steps_per_iteration * budget.population_size,
+        "checks": len(checkpoint.points),
+        "best_checkpoint_steps": checkpoint.best_steps,
+        "best_validation_loss": (checkpoint.best_loss
+                                 if checkpoint.best_weights is not None else None),
+        **({"cooldown": checkpoint.summary()} if cooldown_patience is not None else {}),
+    }
+
+
+def run(context: MethodContext, schedule=None, cooldown_patience=None) -> MethodResult:
+    """Trains one Adam model for the whole budget; returns its best checkpoint on validation.
+    With `schedule` (a `popdescent.BudgetSchedule`) the rate follows it over the budget, and
+    with `cooldown_patience` too, the model cools down when it stalls (`CooledCheckpoint`)."""
+    single = train_single(context, compiled_learning_rate(context), context.budget.member_steps,
+                          context.seed, schedule, cooldown_patience)
+    return MethodResult(model=single.model, gradient_steps=single.gradient_steps,
+                        curve=single.checkpoint.points,
+                        details=run_details(single, context, schedule, cooldown_patience))

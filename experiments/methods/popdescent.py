@@ -51,5 +51,6 @@ def run(context: MethodContext) -> MethodResult:
     strategy = PopDescent(elites=context.budget.elites, cv_batch_size=context.budget.cv_batch_size)
     result = train_and_summarize(context, population, strategy, started)
     # The final population's elites averaged: a row of its own, at no extra training.
-    result.extra_models["ensemble"] = population.ensemble_model(context.budget.elites)
+    result.extra_models["ensemble"] = population.ensemble_model(context.budget.elites,
+                                                               selection="fittest")
     return result
