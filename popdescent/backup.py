@@ -20,6 +20,7 @@ import zlib
 import keras
 import numpy as np
 
+from popdescent.finished import finished_state, restore_finished
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.validation import check_integer, is_population
 
@@ -261,12 +262,16 @@ def collect_state(population, strategies, epoch, run):
         "run": run,
         "nonfinite": [bool(b) for b in population.nonfinite],
         "origins": [int(origin) for origin in population.origins],
+        "origin_count": int(population.next_origin),
         "lineage": population.lineage,
         "strategy_states": [s.get_state() for s in strategies],
     }
     for index, strategy in enumerate(strategies):
         for name, value in callback_arrays(strategy).items():
             arrays[f"{_CALLBACK_ARRAY_PREFIX}{index:02d}_{name}"] = np.asarray(value)
+    if population.finished_members:
+        finished_arrays, meta["finished"] = finished_state(population.finished_members)
+        arrays.update(finished_arrays)
     return arrays, meta
 
 
@@ -284,10 +289,21 @@ def callback_arrays(callback) -> dict:
 
 def restore_state(population, strategies, arrays, meta) -> None:
     """Puts `collect_state`'s output back into the population and the strategies; a
-    population that had shrunk (`keep_members`) shrinks again first."""
-    origins = meta.get("origins", list(range(population.size)))
-    if len(origins) < population.size:
+    population that had shrunk (`keep_members`) or grown (`add_members`) does so again
+    first, and gets back the members it had finished."""
+    origins = [int(origin) for origin in meta.get("origins", list(range(population.size)))]
+    missing = [origin for origin in origins if origin not in population.origins]
+    if missing:
+        population.add_members(len(missing), template=0, origins=missing)
+    if origins != population.origins:
         population.keep_members([population.origins.index(origin) for origin in origins])
+    if origins != population.origins:
+        raise ValueError(f"the backup's members {origins} cannot be put back in that order "
+                         f"(got {population.origins})")
+    population._origin_count = int(meta.get("origin_count", population.next_origin))
+    population.set_finished(restore_finished(
+        {name: a for name, a in arrays.items() if name.startswith("finished_")},
+        meta.get("finished")))
     for i, variable in enumerate(population.state_variables()):
         variable.assign(arrays[f"variable_{i:05d}"])
     population.fitness = arrays["fitness"].copy() if "fitness" in arrays else None

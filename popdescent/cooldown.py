@@ -48,6 +48,7 @@ class StallCooldown:
         self.start = None  # member-step the cool-down began at, None before
         self.length = None
         self.from_multiplier = None
+        self.back = None  # member-steps since the budget's start of the weights it went back to
         self.points = RewindPoints()
 
     @property
@@ -81,6 +82,7 @@ class StallCooldown:
         position = self.points.before_half_of(best)
         back = self.points.steps[position]
         at_back = 1.0 if schedule is None else schedule.multiplier(back / budget_steps)
+        self.back = int(back)
         self.begin(now, back, best, int(budget_start) + int(budget_steps), at_back, minimum)
         return self.points.weights[position], int(budget_start) + back
 
@@ -98,13 +100,15 @@ class StallCooldown:
 
     def get_state(self) -> dict:
         return {"waiting": self.waiting, "start": self.start, "length": self.length,
-                "from_multiplier": self.from_multiplier, "points": self.points.get_state()}
+                "from_multiplier": self.from_multiplier, "back": self.back,
+                "points": self.points.get_state()}
 
     def set_state(self, state) -> None:
         self.waiting = int(state.get("waiting", 0))
         self.start = state.get("start")
         self.length = state.get("length")
         self.from_multiplier = state.get("from_multiplier")
+        self.back = state.get("back")
         self.points.set_state(state.get("points", {}))
 
     def get_arrays(self) -> dict:

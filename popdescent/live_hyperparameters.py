@@ -279,6 +279,37 @@ class LiveHyperparameters:
         self.base_learning_rate = trim(self.base_learning_rate)
         self.compiled_learning_rates = trim(self.compiled_learning_rates)
 
+    def extend(self, new_members) -> None:
+        """Variables for members just appended to the population's members list (which
+        this object shares), each starting where `__init__` starts a member's: l2 0, loss
+        scale 1, decay 1, base rate the optimizer's."""
+        start = len(self.members) - len(new_members)
+        positions = range(start, len(self.members))
+        rates = [learning_rate_variable(member) for member in new_members]
+        if self.l2 is not None:
+            self.l2.extend(keras.Variable(0.0, trainable=False, name=f"l2_{i}")
+                           for i in positions)
+        if self.loss_scale is not None:
+            self.loss_scale.extend(keras.Variable(1.0, trainable=False, name=f"loss_scale_{i}")
+                                   for i in positions)
+        for name, values in self.inert.items():
+            values.extend(keras.Variable(0.0, trainable=False, name=f"{name}_{i}")
+                          for i in positions)
+        if self.learning_rate_decay is not None:
+            self.learning_rate_decay.extend(
+                keras.Variable(1.0, trainable=False, name=f"learning_rate_decay_{i}")
+                for i in positions)
+        self.compiled_learning_rates.extend(
+            None if rate is None else float(ops.convert_to_numpy(rate)) for rate in rates)
+        if self.base_learning_rate is not None:
+            if any(rate is None for rate in rates):
+                raise ValueError("a new member's optimizer must hold its learning rate in a "
+                                 "variable, as the other members' do")
+            self.base_learning_rate.extend(
+                keras.Variable(float(ops.convert_to_numpy(rate)), dtype=rate.dtype,
+                               trainable=False, name=f"base_learning_rate_{i}")
+                for i, rate in zip(positions, rates))
+
     def assign(self, index, values: dict) -> None:
         """Assigns `values` (name -> number) to member `index`, clipped to the priors' bounds."""
         for name, value in values.items():

@@ -25,6 +25,7 @@ from popdescent.budget import MemberStepBudget, check_member_steps, planned_iter
 from popdescent.fused_step import FusedTrainStep
 from popdescent.member_fitness import MemberFitness
 from popdescent.member_operations import MemberOperations
+from popdescent.resizing import Resizing
 from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
 from popdescent.population_optimizer import PopulationOptimizer
@@ -44,7 +45,7 @@ def _check_size(size):
 
 
 @keras.saving.register_keras_serializable(package="popdescent")
-class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
+class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, keras.Model):
     """A population of Keras models trained together; itself a `keras.Model`.
 
     `fit`, `evaluate`, `predict`, `save`, callbacks, History and the progress bar work the
@@ -112,6 +113,7 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         self.members = self._make_members(model_or_builder, size, int(member_seeds),
                                           minimum_size)
         self.size = len(self.members)
+        self.starting_size = self.size  # before any shrink or growth: ensembles' default k
         self.live_hyperparameters = LiveHyperparameters(self.members, hyperparameters)
         # An attribute list, so that Keras tracks (and `save` writes) these variables.
         self._hyperparameter_variables = self.live_hyperparameters.own_variables()
@@ -142,6 +144,11 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         # The slot each member held when the population was made: after a shrink
         # (`keep_members`) it says which of the original members are left.
         self.origins = list(range(self.size))
+        self._origin_count = self.size  # origins ever held: the next new member's is this
+        # Members that finished training and left the fused step, at their best check's
+        # weights (`popdescent.finished`); a tracked list of their models, which `save` writes.
+        self.finished_members = []
+        self._finished_models = []
         self.member_step_budget = None  # set by fit(member_steps=...)
         self._budget_start = 0
         self._initial_weights = None
@@ -200,49 +207,6 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         """A table: one dict of live hyperparameter values per member."""
         return [self.hyperparameters_of(index) for index in range(self.size)]
 
-    # ----------------------------------------------------------------- shrinking
-    def keep_members(self, indices) -> None:
-        """Shrinks the population to the members `indices` (at least one); the others leave
-        the fused step, which retraces once at its next call. Member-steps already taken
-        stay counted; `origins` keeps who is left."""
-        indices = [int(i) for i in indices]
-        if not indices or sorted(set(indices)) != sorted(indices) or not all(
-            0 <= i < self.size for i in indices
-        ):
-            raise ValueError(
-                f"indices must be distinct members in [0, {self.size - 1}], at least one, "
-                f"got {indices}"
-            )
-        indices = sorted(indices)
-        # Keras tracks what these lists hold (save writes it): pop in place, which untracks,
-        # rather than assigning new lists, which would leave the old entries tracked.
-        for index in reversed(range(self.size)):
-            if index not in indices:
-                self.members.pop(index)
-                self._loss_trackers.pop(index)
-                kernels = self._l2_kernels.pop(index)
-                while kernels:
-                    kernels.pop()
-        self.live_hyperparameters.keep(indices)
-        kept = {id(variable) for variable in self.live_hyperparameters.own_variables()}
-        for position in reversed(range(len(self._hyperparameter_variables))):
-            if id(self._hyperparameter_variables[position]) not in kept:
-                self._hyperparameter_variables.pop(position)
-        self.origins = [self.origins[i] for i in indices]
-        if self._initial_weights is not None:
-            self._initial_weights = [self._initial_weights[i] for i in indices]
-        self.nonfinite = self.nonfinite[indices]
-        if self.fitness is not None:
-            self.fitness = np.asarray(self.fitness)[indices]
-        self.size = len(indices)
-        for index, tracker in enumerate(self._loss_trackers):
-            tracker.name = f"loss_{index}"
-        self.forget_fitness_functions()
-        self.forget_operation_functions()
-        self.compile(**self.get_compile_config())
-        self.make_train_function(force=True)
-        self.test_function = self.predict_function = None
-
     # ----------------------------------------------------------------- progress and state
     @property
     def gradient_steps(self) -> int:
@@ -273,10 +237,36 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         variables.append(self.optimizer.iterations)
         return variables
 
+    def finish_member(self, slot, weights, loss, gradient_steps, start, start_point=None,
+                      own_steps=None):
+        """Keeps an independent copy of member `slot` holding `weights` (its best check's,
+        whose validation loss is `loss`) among `finished_members`; the member itself is
+        untouched (a strategy lets it leave the fused step or restarts it)."""
+        from popdescent.finished import FinishedMember, finished_copy
+
+        origin = int(self.origins[slot])
+        entry = FinishedMember(
+            origin=origin, model=finished_copy(self.members[slot], weights, origin),
+            loss=float(loss), gradient_steps=int(gradient_steps),
+            hyperparameters=self.hyperparameters_of(slot), start=str(start),
+            start_point=start_point, own_steps=None if own_steps is None else int(own_steps))
+        self.set_finished([*self.finished_members, entry])
+        return entry
+
+    def set_finished(self, finished) -> None:
+        """Replaces `finished_members` (a backup restores them so)."""
+        self.finished_members = list(finished)
+        while self._finished_models:
+            self._finished_models.pop()
+        self._finished_models.extend(entry.model for entry in self.finished_members)
+
     def best_model(self) -> keras.Model:
         """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
         like it with an optimizer at its live learning rate (its base rate times the scale of
-        Keras' learning-rate callbacks; fresh optimizer state)."""
+        Keras' learning-rate callbacks; fresh optimizer state). After members finished
+        (`finished_members`), the finished member with the lowest validation loss."""
+        if self.finished_members:
+            return self._best_finished_copy()
         index = self.best_index()
         member = self.members[index]
         copy = keras.models.clone_model(member)
@@ -309,6 +299,26 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
         from popdescent.population_ensembles import ensemble_of_members
 
         return ensemble_of_members(self, k, validation_data, selection)
+
+    def _best_finished_copy(self):
+        best = min(self.finished_members, key=lambda entry: entry.loss)
+        copy = keras.models.clone_model(best.model)
+        copy.set_weights(best.model.get_weights())
+        copy.compile_from_config(best.model.get_compile_config())
+        if "learning_rate" in self.priors:
+            copy.optimizer.learning_rate = (best.hyperparameters["learning_rate"]
+                                            * (self.live_hyperparameters.scale_value() or 1.0))
+        return copy
+
+    def soup_model(self, validation_data=None) -> keras.Model:
+        """One plain compiled `keras.Model` whose weights average members that share a starting
+        point: the greedy soup of Wortsman et al. (2022) over the finished members that started
+        from the best one's weights, each kept only when it lowers the validation loss; the
+        best member alone when none does (see `popdescent.soup`). The model has
+        `members_chosen` (the origins averaged)."""
+        from popdescent.population_ensembles import soup_of_members
+
+        return soup_of_members(self, validation_data)
 
     def exported_schedule(self, index=None):
         """The learning rate member `index` (default the fittest) trained with at each of its
@@ -442,9 +452,14 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
             "seed": self.seed,
             "l2_layers": self.l2_layers,
             "origins": list(self.origins),
+            "origin_count": self.next_origin,
+            "starting_size": self.starting_size,
             # Not weights (restoring weights must not rewind or rescale them): kept here.
             "gradient_steps": self.gradient_steps,
             "learning_rate_scale": self.live_hyperparameters.scale_value(),
+            "finished": [{**entry.info(),
+                          "config": keras.saving.serialize_keras_object(entry.model)}
+                         for entry in self.finished_members],
         }
 
     @classmethod
@@ -464,6 +479,12 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, keras.Model):
             _minimum_size=1,
         )
         population.origins = list(origins)
+        if config.get("finished"):  # their weights load with the population's
+            from popdescent.finished import restore_finished
+
+            population.set_finished(restore_finished({}, config["finished"], weights=False))
+        population._origin_count = int(config.get("origin_count", max(origins) + 1))
+        population.starting_size = int(config.get("starting_size", len(origins)))
         population.optimizer.iterations.assign(config.get("gradient_steps", 0))
         if config.get("learning_rate_scale") is not None:
             population.live_hyperparameters.learning_rate_scale.assign(

@@ -166,6 +166,11 @@ def lineage_schedule(population, index):
         # not record through copies and restarts: a replay would be wrong, so none is given.
         raise ValueError("exported_schedule cannot replay a tuned learning_rate_decay (the "
                          "lineage does not record each member's optimizer restarts)")
+    if population.origins[index] >= population.starting_size:
+        raise ValueError(
+            f"member {index} (origin {population.origins[index]}) joined the population past "
+            "the horizon (the width phase): its learning rate is its wave's line, recorded "
+            "in the lineage's 'width_wave' entry, not a schedule the lineage replays")
     multiplier = _multiplier_at(population)
     steps, rates, l2 = [], [], [] if "l2" in population.priors else None
     for start, end, size, values in ancestry(population, index):

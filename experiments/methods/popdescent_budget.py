@@ -11,12 +11,17 @@ compiled-rate member is protected until the last rung; stuck members are rescued
 `options["rungs"]` replaces the default rungs (e.g. `[[0.1, 2], [0.3, 1]]`, the default
 before 2026-11-30), `options["commit_early"]` (true/false) the library's `commit_early` and
 `options["restore_best_weights"]` (true/false) its `restore_best_weights` and
-`options["cooldown_patience"]` (an integer, or null for none) its `cooldown_patience`. The survivor's
+`options["cooldown_patience"]` (an integer, or null for none) its `cooldown_patience`,
+`options["width"]` ("children", "fresh" or null) and `options["width_members"]` its width
+phase's. The survivor's
 checkpoint is checked at `adam`'s cadence (`restore_best_every` = one check per
 `steps_per_iteration * population_size` member-steps), so both choose among as many
 checkpoints on the same validation half. Records made before 2026-12-01 returned the final
 weights (there was no checkpoint); those made before 2026-12-02 had no cool-down. A run that
-cools down ends before the budget is spent, and its record counts the member-steps that ran.
+cools down without a width phase ends before the budget is spent, and its record counts the
+member-steps that ran. With a width phase, `extras` holds the population's ensemble
+(`ensemble_model()`, greedy selection on the validation half) and soup (`soup_model()`): rows
+of their own at no extra training.
 
 The curve has a point every `steps_per_iteration * population_size` member-steps (where
 `adam`'s checks fall) and at the end: the validation loss of the fittest member's current
@@ -46,7 +51,8 @@ from experiments.methods.population import BestMemberCurve, lineage_summary
 from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
 
 # The harness options that reach `PopDescent(budget_aware=True)` as its own arguments.
-BUDGET_OPTIONS = ("rungs", "commit_early", "restore_best_weights", "cooldown_patience")
+BUDGET_OPTIONS = ("rungs", "commit_early", "restore_best_weights", "cooldown_patience",
+                  "width", "width_members")
 ITERATION_SHARE = 4  # iterations are steps_per_iteration // 4 steps long
 BACKUPS_PER_RUN = 5
 
@@ -116,13 +122,10 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         validation_data=(data.x_val, data.y_val), validation_freq=iterations + 1,
         callbacks=[strategy, curve, backup], verbose=context.verbose,
     )
-    best = population.best_index()
-    schedule, _ = population.exported_schedule(best)
     details = {
         "strategy": strategy.get_config(),
         "compiled_learning_rate": compiled_rate,
-        "best_member_origin": population.origins[best],
-        "hyperparameters": population.hyperparameters_of(best),
+        **returned_member(population),
         "initial_hyperparameters": initial,
         "steps_per_iteration": steps,
         "iterations": len(population.lineage),
@@ -130,18 +133,41 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
         "shrinks": [{"iteration": e["epoch"] + 1, "gradient_steps": e["gradient_steps"],
                      "kept": e["kept"], "left": e["left"], "rung_losses": e["rung_losses"]}
                     for e in population.lineage if "kept" in e],
-        "restored_best": population.lineage[-1].get("restored_best"),
+        "restored_best": next((e["restored_best"] for e in reversed(population.lineage)
+                               if "restored_best" in e), None),
         "cooldown": next((dict(e["cooldown"], gradient_steps=e["gradient_steps"])
                           for e in population.lineage if "cooldown" in e), None),
         "restarts": sum(bool(m.get("restarted")) for e in population.lineage
                         for m in e["members"]),
-        # The returned member's learning rate every 64th of its own steps, and how many
-        # steps its weights hold (the full per-step schedule is
-        # `population.exported_schedule`; before 2026-12-02 it also counted the steps after
-        # a restored checkpoint).
-        "exported_schedule_sample": schedule.values[:: max(1, len(schedule.values) // 64)],
-        "own_gradient_steps": len(schedule.values),
         "train_step_traces": population.traces,
+        "width": next((e["width"] for e in population.lineage if "width" in e), None),
+        "finished": [entry.info() for entry in population.finished_members],
     }
+    validation = (data.x_val, data.y_val)
+    ensemble = population.ensemble_model(validation_data=validation)
+    soup = population.soup_model(validation_data=validation)
+    details["ensemble"] = {"members_chosen": ensemble.members_chosen,
+                           "member_weights": ensemble.member_weights}
+    details["soup"] = {"members_chosen": soup.members_chosen}
     return MethodResult(model=population.best_model(), gradient_steps=population.gradient_steps,
-                        curve=list(curve.points), details=details, resumed=curve.resumed)
+                        curve=list(curve.points), details=details, resumed=curve.resumed,
+                        extra_models={"ensemble": ensemble, "soup": soup})
+
+
+def returned_member(population) -> dict:
+    """Who `best_model()` returns: its origin and hyperparameters, how many own steps its
+    weights hold and (for a member of the depth phase) its learning rate every 64th of them
+    (the full per-step schedule is `population.exported_schedule`; before 2026-12-02 it also
+    counted the steps after a restored checkpoint). After a width phase it is the finished
+    member with the lowest validation loss, whose schedule is its wave's line."""
+    if population.finished_members:
+        best = min(population.finished_members, key=lambda entry: entry.loss)
+        return {"best_member_origin": best.origin, "hyperparameters": best.hyperparameters,
+                "returned_start": best.start, "exported_schedule_sample": None,
+                "own_gradient_steps": best.own_steps}
+    best = population.best_index()
+    schedule, _ = population.exported_schedule(best)
+    return {"best_member_origin": population.origins[best],
+            "hyperparameters": population.hyperparameters_of(best),
+            "exported_schedule_sample": schedule.values[:: max(1, len(schedule.values) // 64)],
+            "own_gradient_steps": len(schedule.values)}

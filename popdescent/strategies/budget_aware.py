@@ -25,6 +25,7 @@ from popdescent.cooldown import StallCooldown
 from popdescent.schedules import BudgetSchedule
 from popdescent.selection import rank_by_fitness, sanitize_fitness
 from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
+from popdescent.strategies.width import WIDTH_KINDS
 from popdescent.validation import check_integer, check_number
 
 __all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "check_rungs",
@@ -156,12 +157,16 @@ class BudgetAwareness:
         cooldown_patience: after this many of those checks in a row without a new best, the
             survivor goes back to its best weights and cools down (`popdescent.cooldown`);
             None never does. "default": 3 with `restore_best_weights`, else None.
+        width: what a cooled-down survivor with budget left does: "children" or "fresh"
+            train more members (`popdescent.strategies.width`); None stops (the budget's
+            rest is not spent). Needs `cooldown_patience`.
+        width_members: members per wave of the width phase; None: the population's size.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
                  rung_samples=10_000, range_test=None, commit_early=None,
                  restore_best_weights=True, restore_best_every=None,
-                 cooldown_patience="default"):
+                 cooldown_patience="default", width=None, width_members=None):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -198,6 +203,14 @@ class BudgetAwareness:
             )
         self.cooldown_patience = None if cooldown_patience is None else check_integer(
             "cooldown_patience", cooldown_patience, minimum=1)
+        if width is not None and width not in WIDTH_KINDS:
+            raise ValueError(f"width must be one of {WIDTH_KINDS} or None, got {width!r}")
+        if width is not None and self.cooldown_patience is None:
+            raise ValueError(f"width={width!r} starts when the survivor has cooled down: it "
+                             "needs cooldown_patience (and restore_best_weights=True)")
+        self.width = width
+        self.width_members = None if width_members is None else check_integer(
+            "width_members", width_members, minimum=1)
         self.cooldown = self._new_cooldown()
         self.rescue = RescueTracker()
         self.shrunk = False
@@ -217,6 +230,8 @@ class BudgetAwareness:
             "restore_best_weights": self.restore_best_weights,
             "restore_best_every": self.restore_best_every,
             "cooldown_patience": self.cooldown_patience,
+            "width": self.width,
+            "width_members": self.width_members,
         }
 
     def rungs_for(self, size):

@@ -43,6 +43,8 @@ class BudgetAwareSteps:
         first = slice(0, self.cv_batch_size)
         starting = population.member_losses(take(x, first), take(y, first),
                                             population.training_data.batch_size)
+        if population.gradient_steps == population._budget_start:  # a new budget
+            self.width_phase = None
         self.budget.start(population, starting)
         population.learning_rate_schedule = self.budget.schedule
         self._restored = False
@@ -51,13 +53,19 @@ class BudgetAwareSteps:
         if self.budget is None:
             return
         population, schedule, cooldown = self.model, self.budget.schedule, self.budget.cooldown
-        if cooldown is not None and cooldown.begun:
+        if self.widening:
+            wave = self.width_phase.wave
+            population.live_hyperparameters.set_multiplier(
+                wave.multiplier(wave.own(population.gradient_steps, population.size)))
+        elif cooldown is not None and cooldown.begun:
             population.live_hyperparameters.set_multiplier(cooldown.multiplier(
                 population.gradient_steps, 0.0 if schedule is None else schedule.final))
         elif schedule is not None:
             population.live_hyperparameters.set_multiplier(schedule.multiplier(population.progress))
 
     def _evolve_within_budget(self, population, fitness, rng):
+        if self.widening:  # no selection, rung or rescue among the width phase's members
+            return np.array([], dtype=int), np.array([], dtype=int)
         budget, progress = self.budget, population.progress
         protected = budget.protected_slot(population)
         # A rung due at the end of the range test's iteration waits one iteration: the
@@ -103,6 +111,9 @@ class BudgetAwareSteps:
         """After the iteration's selection: marks restarted members, applies a planned
         shrink (recorded in the lineage) and checks the survivor."""
         record = population.lineage[-1] if population.lineage else None
+        if self.widening:
+            self._width_iteration(population, record)
+            return
         for slot in self._restarted:
             record["members"][slot]["restarted"] = True
         if self._pending_keep is not None:
@@ -147,7 +158,7 @@ class BudgetAwareSteps:
                 self._begin_cooldown(population, record)
         if finished:
             self._restore_best(population, record)
-        if cooled:
+        if cooled and not self._begin_width(population, record):
             population.stop_training = True
 
     def _begin_cooldown(self, population, record):
@@ -201,19 +212,24 @@ class BudgetAwareSteps:
         return float(self._rung_sample_losses(population)[0])
 
     def get_arrays(self) -> dict:
-        """The survivor checkpoint's weights and the cool-down's rewind points, which a
-        backup stores beside the variables."""
+        """The survivor checkpoint's weights, the cool-down's rewind points and the width
+        phase's weights, which a backup stores beside the variables."""
         if self.budget is None:
             return {}
         cooldown = self.budget.cooldown
+        width = {} if self.width_phase is None else {
+            f"width_{name}": a for name, a in self.width_phase.get_arrays().items()}
         return {**self.budget.checkpoint.get_arrays(),
-                **({} if cooldown is None else cooldown.get_arrays())}
+                **({} if cooldown is None else cooldown.get_arrays()), **width}
 
     def set_arrays(self, arrays) -> None:
         if self.budget is None:
             return
-        self.budget.checkpoint.set_arrays(
-            {name: a for name, a in arrays.items() if not name.startswith("point_")})
+        self.budget.checkpoint.set_arrays({name: a for name, a in arrays.items()
+                                           if name.startswith("weight_")})
         if self.budget.cooldown is not None:
             self.budget.cooldown.set_arrays(
                 {name: a for name, a in arrays.items() if name.startswith("point_")})
+        if self.width_phase is not None:
+            self.width_phase.set_arrays({name[len("width_"):]: a for name, a in arrays.items()
+                                         if name.startswith("width_")})

@@ -10,6 +10,8 @@ from popdescent.selection import inverse_loss_fitness
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.budget_aware import BudgetAwareness
 from popdescent.strategies.budget_steps import BudgetAwareSteps
+from popdescent.strategies.width import WidthPhase
+from popdescent.strategies.width_steps import WidthSteps
 from popdescent.strategies.replacement import (
     REFERENCE_LOSS_SCALE_BOUNDS,
     REFERENCE_REG_CONSTANT_BOUNDS,
@@ -20,7 +22,7 @@ from popdescent.strategies.replacement import (
 from popdescent.validation import check_integer
 
 
-class PopDescent(BudgetAwareSteps, PopulationStrategy):
+class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
     """Population Descent (Pomalapally, Mabsout & Mancuso, 2023) as a Keras callback.
 
     At the end of every `every`-th epoch of `Population.fit` it measures each member's
@@ -97,6 +99,16 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
             ends, unspent member-steps uncounted (`popdescent.cooldown`). Default 3 (None:
             never): the budget-aware schedule's horizon, measured instead of assumed to be
             the whole budget.
+        width: with `cooldown_patience`, what the survivor's cool-down leaves of the budget
+            is spent on more members, in waves of `width_members` (default: the population's
+            size) trained at once, each on the horizon the survivor measured and keeping its
+            best check: "children" (the survivor's weights where its cool-down began,
+            mutated, each cooled down like it) or "fresh" (new initial weights, trained over
+            the survivor's own steps with the schedule's shape); None (the default) stops
+            when the survivor has cooled down. Finished members are `pop.finished_members`;
+            `best_model`, `ensemble_model` and `soup_model` choose among them (see
+            `popdescent.strategies.width`).
+        width_members: members per wave of the width phase; None: the population's size.
 
     Example:
         >>> pop.fit(x, y, batch_size=64, epochs=50, steps_per_epoch=128,
@@ -129,6 +141,8 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
         restore_best_weights=True,
         restore_best_every=None,
         cooldown_patience="default",
+        width=None,
+        width_members=None,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
                          fitness=fitness, cv_batch_size=cv_batch_size, seed=seed)
@@ -156,14 +170,17 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
                 rungs=rungs, protect_compiled=protect_compiled, rescue_after=rescue_after,
                 rung_samples=rung_samples, range_test=range_test, commit_early=commit_early,
                 restore_best_weights=restore_best_weights, restore_best_every=restore_best_every,
-                cooldown_patience=cooldown_patience)
+                cooldown_patience=cooldown_patience, width=width, width_members=width_members)
         elif (schedule != "default" or rungs is not None or range_test
               or commit_early is not None or restore_best_every is not None
-              or not (isinstance(cooldown_patience, str) and cooldown_patience == "default")):
+              or not (isinstance(cooldown_patience, str) and cooldown_patience == "default")
+              or width is not None or width_members is not None):
             raise ValueError(
-                "schedule, rungs, range_test, commit_early, restore_best_every and "
-                "cooldown_patience belong to the budget-aware mode: pass budget_aware=True"
+                "schedule, rungs, range_test, commit_early, restore_best_every, "
+                "cooldown_patience, width and width_members belong to the budget-aware mode: "
+                "pass budget_aware=True"
             )
+        self.width_phase = None
         self._pending_keep = None
         self._restarted = []
         self._rung_losses = None
@@ -275,12 +292,18 @@ class PopDescent(BudgetAwareSteps, PopulationStrategy):
         state = super().get_state()
         if self.budget is not None:
             state["budget"] = self.budget.get_state()
+        if self.width_phase is not None:
+            state["width"] = self.width_phase.get_state()
         return state
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         if self.budget is not None and "budget" in state:
             self.budget.set_state(state["budget"])
+        self.width_phase = None
+        if state.get("width") is not None:
+            self.width_phase = WidthPhase(state["width"]["kind"])
+            self.width_phase.set_state(state["width"])
 
     def get_config(self):
         return {
