@@ -90,8 +90,10 @@ class Resizing:
         while self._hyperparameter_variables:
             self._hyperparameter_variables.pop()
         self._hyperparameter_variables.extend(self.live_hyperparameters.own_variables())
-        for member in new:
-            self._l2_kernels.append(members_lib.kernel_variables(member, self.l2_layers))
+        # extend, not append: Keras' tracked list keeps what extend wraps (a tracked list of
+        # the kernels, whose pop untracks them in keep_members) but appends the raw list.
+        self._l2_kernels.extend(members_lib.kernel_variables(member, self.l2_layers)
+                                for member in new)
         self._loss_trackers.extend(keras.metrics.Mean(name=f"loss_{slot}") for slot in slots)
         self.origins = self.origins + origins
         self._origin_count = max(self._origin_count, max(origins) + 1)
