@@ -25,6 +25,45 @@ __all__ = ["FusedTrainStep"]
 _XLA_UPDATE_MIN_PARAMETERS = 100_000
 
 
+def _masked_mean(values, finite):
+    """The mean of `values` where `finite`, or of all of them when none is."""
+    count = ops.sum(ops.cast(finite, values.dtype))
+    mean = ops.sum(ops.where(finite, values, ops.zeros_like(values))) / ops.maximum(
+        count, ops.ones_like(count))
+    return ops.where(count > 0, mean, ops.mean(values))
+
+
+def _population_metrics(values_by_name, directions, finite):
+    """Each compiled metric by its plain name over the population: its mean over the members
+    whose loss is finite (as `loss` is), and `best_<name>`, the best member's value (the
+    largest for a metric Keras maximises, the smallest otherwise; none when Keras does not
+    say). The plain names are what Keras' callbacks monitor (`val_accuracy`), and the mean
+    moves as the population does, as `loss` does."""
+    logs = {}
+    for name, values in values_by_name.items():
+        stacked = ops.stack([ops.cast(v, "float32") for v in values])
+        logs[name] = _masked_mean(stacked, finite)
+        direction = directions.get(name)
+        if direction == "up":
+            logs[f"best_{name}"] = ops.max(ops.where(finite, stacked, ops.full_like(stacked, -np.inf)))
+        elif direction == "down":
+            logs[f"best_{name}"] = ops.min(ops.where(finite, stacked, ops.full_like(stacked, np.inf)))
+    return logs
+
+
+def metric_directions(member) -> dict:
+    """Name -> "up" or "down" for each compiled metric of `member` that says which way is
+    better (Keras' `_direction`, which its callbacks read too)."""
+    directions = {}
+    for metric in member.metrics:
+        inner = getattr(metric, "metrics", None)
+        for m in (inner if isinstance(inner, (list, tuple)) else [metric]):
+            direction = getattr(m, "_direction", None)
+            if direction in ("up", "down"):
+                directions[m.name] = direction
+    return directions
+
+
 def _population_losses(losses):
     """The population's `loss` (mean) and `best_loss` (minimum) over its finite members, and
     `nonfinite_members`, how many members' losses are NaN or infinite.
@@ -201,7 +240,7 @@ class FusedTrainStep:
         return self._update_logs(x, y, sample_weight, outputs)
 
     def _update_logs(self, x, y, sample_weight, outputs, steps=None):
-        logs, losses = {}, []
+        logs, losses, by_name = {}, [], {}
         batch = ops.shape(ops.convert_to_tensor(keras.tree.flatten(x)[0]))[0]
         for index, (member, (y_pred, loss)) in enumerate(zip(self.members, outputs)):
             self._loss_trackers[index].update_state(loss, sample_weight=batch)
@@ -214,7 +253,15 @@ class FusedTrainStep:
                 result = metric.result()
                 results = result if isinstance(result, dict) else {metric.name: result}
                 logs.update({f"{key}_{index}": value for key, value in results.items()})
-        logs.update(_population_losses(ops.stack(losses)))
+                for key, value in results.items():
+                    by_name.setdefault(key, []).append(value)
+        stacked = ops.stack(losses)
+        population = _population_losses(stacked)
+        shared = {name: values for name, values in by_name.items()
+                  if len(values) == self.size and name not in population}
+        logs.update(_population_metrics(shared, metric_directions(self.members[0]),
+                                        ops.isfinite(stacked)))
+        logs.update(population)
         if steps is not None:
             logs["gradient_steps"] = steps
         return logs

@@ -146,6 +146,10 @@ class LiveHyperparameters:
                 1.0, trainable=False, name="learning_rate_multiplier")
             self.learning_rate_scale = keras.Variable(
                 1.0, trainable=False, name="learning_rate_scale")
+            # ReduceLROnPlateau's min_lr for every member (0: none), which `Population.fit`
+            # sets from the callbacks it is given; not state: each fit sets it.
+            self.learning_rate_floor = keras.Variable(
+                0.0, trainable=False, name="learning_rate_floor")
 
     # ----------------------------------------------------------------- checks
     def _resolve_priors(self, hyperparameters):
@@ -217,13 +221,26 @@ class LiveHyperparameters:
             return
         base = self.base_learning_rate[index]
         rate = learning_rate_variable(self.members[index])
-        value = (base * ops.cast(self.learning_rate_multiplier, base.dtype)
-                 * ops.cast(self.learning_rate_scale, base.dtype))
+        value = self._scaled(base) * ops.cast(self.learning_rate_multiplier, base.dtype)
         if self.learning_rate_decay is not None:
             steps = self.members[index].optimizer.iterations
             value = value * ops.power(ops.cast(self.learning_rate_decay[index], base.dtype),
                                       ops.cast(steps, base.dtype))
         rate.assign(value)
+
+    def _scaled(self, base):
+        """A base rate times the callbacks' scale, kept at or above the floor (min_lr) as
+        Keras' ReduceLROnPlateau keeps one model's: a reduction never takes a rate below the
+        floor, and a rate already below it is not reduced."""
+        scaled = base * ops.cast(self.learning_rate_scale, base.dtype)
+        floor = ops.minimum(base, ops.cast(self.learning_rate_floor, base.dtype))
+        return ops.maximum(scaled, floor)
+
+    def set_floor(self, value) -> None:
+        """Every member's rate, as the callbacks scale it, stays at or above `value`."""
+        if self.base_learning_rate is not None:
+            self.learning_rate_floor.assign(float(value))
+            self._apply_all()
 
     def _check_variable_rates(self, what):
         if self.base_learning_rate is None:
@@ -243,12 +260,23 @@ class LiveHyperparameters:
             self.apply_learning_rate(index)
 
     def reference_learning_rate(self) -> float:
-        """The geometric mean of the members' base learning rates x the callbacks' scale
-        (what `PopulationOptimizer.learning_rate` reads)."""
-        self._check_variable_rates("reading the population's learning rate "
-                                   "(model.optimizer.learning_rate)")
-        bases = np.array([float(ops.convert_to_numpy(v)) for v in self.base_learning_rate])
-        return float(np.exp(np.mean(np.log(bases)))) * self.scale_value()
+        """The geometric mean of the members' base learning rates x the callbacks' scale (each
+        kept at the floor); for members whose optimizers follow a `LearningRateSchedule`, the
+        geometric mean of their current rates (what `PopulationOptimizer.learning_rate`
+        reads)."""
+        if self.base_learning_rate is None:
+            rates = [float(ops.convert_to_numpy(member.optimizer.learning_rate))
+                     for member in self.members]
+            with np.errstate(divide="ignore"):  # a schedule that has reached 0 reads 0
+                return float(np.exp(np.mean(np.log(rates))))
+        # In the variables' own precision, as the train step computes each member's rate, so
+        # that members all at 0.5 read 0.5.
+        bases = np.array([ops.convert_to_numpy(v) for v in self.base_learning_rate])
+        scale = ops.convert_to_numpy(self.learning_rate_scale).astype(bases.dtype)
+        floor = ops.convert_to_numpy(self.learning_rate_floor).astype(bases.dtype)
+        rates = np.maximum(bases * scale, np.minimum(bases, floor))
+        mean = np.exp(np.mean(np.log(rates.astype(np.float64))))
+        return float(np.asarray(mean).astype(bases.dtype))
 
     def scale_value(self):
         """The callbacks' learning-rate scale as a float (None without variable rates)."""
@@ -257,13 +285,24 @@ class LiveHyperparameters:
 
     def set_reference_learning_rate(self, value) -> None:
         """Scales every member's learning rate by value / `reference_learning_rate()`,
-        keeping the ratios between members, from the next step on."""
-        self._check_variable_rates("setting the population's learning rate "
-                                   "(model.optimizer.learning_rate)")
+        keeping the ratios between members, from the next step on. Members whose optimizers
+        follow a `LearningRateSchedule` raise TypeError, as a Keras optimizer does."""
+        if self.base_learning_rate is None:
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument (every member's optimizer was), hence "
+                "its learning rate is not settable; compile the members with a float "
+                "`learning_rate` for Keras' learning-rate callbacks to act on them")
         value = check_number("the population's learning rate (model.optimizer.learning_rate)",
                              value, minimum=0.0, strict_minimum=True)
-        self.learning_rate_scale.assign(
-            self.scale_value() * value / self.reference_learning_rate())
+        scale = self.scale_value() * value / self.reference_learning_rate()
+        floor = float(ops.convert_to_numpy(self.learning_rate_floor))
+        if floor > 0 and np.float32(value) <= np.float32(floor):
+            # ReduceLROnPlateau clipped its reduction to min_lr: as one model goes to min_lr,
+            # every member above it does (the others keep their rates).
+            largest = max(float(ops.convert_to_numpy(v)) for v in self.base_learning_rate)
+            scale = min(scale, floor / largest)
+        self.learning_rate_scale.assign(scale)
         self._apply_all()
 
     def keep(self, indices) -> None:

@@ -28,7 +28,11 @@ from popdescent.member_operations import MemberOperations
 from popdescent.resizing import Resizing
 from popdescent.hyperparameters import prior_from_config
 from popdescent.live_hyperparameters import LiveHyperparameters
-from popdescent.population_optimizer import PopulationOptimizer
+from popdescent.population_optimizer import (
+    LearningRateLog,
+    PopulationOptimizer,
+    learning_rate_floor,
+)
 from popdescent.training_data import (
     check_validation_freq,
     pop_input_keywords,
@@ -396,6 +400,8 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, kera
                 f"{self.steps_per_execution} (see Population.compile), got {data.steps_per_epoch}"
             )
         callbacks = arrange_callbacks(callbacks)
+        self.live_hyperparameters.set_floor(learning_rate_floor(callbacks))
+        callbacks.insert(0, LearningRateLog())
         self.member_step_budget = member_steps
         self._budget_start = self.gradient_steps
         if member_steps is not None:

@@ -23,13 +23,19 @@ population, so those callbacks work on a Population as on one model:
   `restore_best_weights`) does not rewind it; `load_population` and `BackupAndRestore`
   restore it.
 - `variables` are the members' optimizer variables (what `summary()` counts).
+
+Members whose optimizers follow a `LearningRateSchedule` can be read (the geometric mean of
+their current rates) but not set: setting raises TypeError, as a Keras optimizer's does.
+`LearningRateLog` puts the reference rate into every iteration's logs as `learning_rate`,
+which is where Keras' TensorBoard finds a model's (`epoch_learning_rate`): it reads a
+`keras.optimizers.Optimizer`'s itself, which this object is not.
 """
 
 from __future__ import annotations
 
 import keras
 
-__all__ = ["PopulationOptimizer"]
+__all__ = ["PopulationOptimizer", "LearningRateLog", "learning_rate_floor"]
 
 
 class PopulationOptimizer:
@@ -61,3 +67,19 @@ class PopulationOptimizer:
         """Every member optimizer's variables."""
         return [variable for member in self.live_hyperparameters.members
                 for variable in member.optimizer.variables]
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Logs the population's reference learning rate as `learning_rate` at every iteration's
+    end (`Population.fit` puts it first, so TensorBoard and History see it)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate
+
+
+def learning_rate_floor(callbacks) -> float:
+    """The largest `min_lr` of the `keras.callbacks.ReduceLROnPlateau` among `callbacks` (0
+    without one): each member's floor, as it is one model's."""
+    return max((float(c.min_lr) for c in callbacks
+                if isinstance(c, keras.callbacks.ReduceLROnPlateau)), default=0.0)

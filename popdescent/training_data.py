@@ -128,7 +128,8 @@ def _array_fit_data(x, y, sample_weight, class_weight, validation_split, batch_s
             [x, y, sample_weight], validation_split)
         split = (x_val, y_val) if weight_val is None else (x_val, y_val, weight_val)
         count = array_inputs.count_examples(x)
-    batch_size = 32 if batch_size is None else batch_size
+    # Keras' default, clamped to the data as Keras' one partial batch would be.
+    batch_size = min(32, count) if batch_size is None else batch_size
     batch_size = _positive_int("batch_size", batch_size)
     if batch_size > count:
         raise ValueError(f"batch_size must be in [1, len(x)] = [1, {count}], got {batch_size}")

@@ -83,6 +83,8 @@ class EvolutionStrategies(PopulationStrategy):
         super().__init__(every=1, cross_validation=cross_validation,
                          fitness=inverse_loss_fitness, cv_batch_size=cv_batch_size, seed=seed)
         # Validated now (with a stand-in particle count) so that bad arguments fail at once.
+        if estimator not in ge.ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ge.ESTIMATORS}, got {estimator!r}")
         ge.GradientEstimator(estimator, particles=2, sigma=sigma, antithetic=antithetic)
         self.optimizer = ge.make_outer_optimizer(outer_optimizer, learning_rate)
         self.estimator_kind = estimator

@@ -261,3 +261,11 @@ def test_bad_strategy_is_rejected_when_built(arguments, message):
 
 def test_the_table_has_at_least_twenty_cases():
     assert len(FIT_CASES) + len(CONSTRUCTION_CASES) >= 20
+
+
+def test_without_batch_size_fewer_examples_than_keras_default_make_one_batch(population):
+    """Keras' default batch of 32, clamped to the data as Keras' one partial batch is."""
+    history = population.fit(X[:20], Y[:20], epochs=2, verbose=0)
+    assert population.training_data.batch_size == 20
+    assert population.gradient_steps == 2 * population.size
+    assert len(history.history["loss"]) == 2

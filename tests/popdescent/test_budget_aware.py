@@ -368,7 +368,7 @@ def test_the_ensemble_of_the_fittest_members_averages_their_probabilities(proble
     pop = population(size=3)
     pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=4, validation_data=(x_val, y_val),
             verbose=0, callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
-    ensemble = pop.ensemble_model(2)
+    ensemble = pop.ensemble_model(2, selection="fittest")
     chosen = ensemble.members_chosen
     probabilities = [keras.ops.convert_to_numpy(keras.ops.softmax(pop.member(i)(x_val)))
                      for i in chosen]
@@ -377,7 +377,21 @@ def test_the_ensemble_of_the_fittest_members_averages_their_probabilities(proble
     member_losses = [pop.member(i).evaluate(x_val, y_val, verbose=0) for i in chosen]
     assert ensemble.evaluate(x_val, y_val, verbose=0) <= np.mean(member_losses) + 1e-6
     with pytest.raises(ValueError, match=r"k must be an integer in \[1, 3\], got 4"):
-        pop.ensemble_model(4)
+        pop.ensemble_model(4, selection="fittest")
+    with pytest.raises(ValueError, match=r"selection must be one of"):
+        pop.ensemble_model(selection="best")
+
+
+def test_the_greedy_ensemble_is_never_worse_on_validation_than_its_best_member(problem):
+    x, y, x_val, y_val = problem
+    pop = population(size=4)
+    pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=4, validation_data=(x_val, y_val),
+            verbose=0, callbacks=[pd.PopDescent(elites=2, cv_batch_size=32)])
+    ensemble = pop.ensemble_model(k=6)  # six additions with replacement among four
+    assert len(ensemble.members_chosen) <= 4 and sum(ensemble.member_weights) == \
+        pytest.approx(1.0)
+    best = min(pop.member(i).evaluate(x_val, y_val, verbose=0) for i in range(4))
+    assert ensemble.evaluate(x_val, y_val, verbose=0) <= best + 1e-6
 
 
 def test_relative_weight_noise_scales_with_each_variables_own_spread(problem):

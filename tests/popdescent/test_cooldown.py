@@ -184,5 +184,5 @@ def test_bad_cooldown_arguments_are_refused_naming_them(argument, message):
 
 
 def test_a_cooldown_without_budget_aware_is_refused():
-    with pytest.raises(ValueError, match="cooldown_patience belong to the budget-aware mode"):
+    with pytest.raises(ValueError, match="cooldown_patience, width and width_members belong to the budget-aware mode"):
         pd.PopDescent(cooldown_patience=3)

@@ -116,7 +116,7 @@ def test_only_continuous_read_hyperparameters_are_estimated():
 
 @pytest.mark.parametrize("arguments, message", [
     (dict(sigma=0.0), "sigma must be a finite number > 0, got 0.0"),
-    (dict(estimator="cma"), "kind must be one of"),
+    (dict(estimator="cma"), r"estimator must be one of \(.*\), got .cma."),
     (dict(learning_rate=-1.0), "learning_rate must be a finite number > 0, got -1.0"),
     (dict(outer_optimizer="rmsprop"), "outer optimizer must be one of"),
     (dict(horizon=0), "horizon must be an integer >= 1, got 0"),
