@@ -79,7 +79,7 @@ DEFAULT_RUNGS = [list(pair) for pair in default_rungs(5)]
 # (a run made before a setting existed has none recorded and ran as its default then).
 # What a run that did not record a setting ran as (the switch did not exist yet: off).
 BEFORE_SWITCHES = {"commit_early": False, "restore_best_weights": False,
-                   "cooldown_patience": None}
+                   "cooldown_patience": None, "width": None}
 DEFAULT_BUDGET = {"rungs": DEFAULT_RUNGS,
                   **{name: BudgetAwareness().get_config()[name] for name in BEFORE_SWITCHES}}
 

@@ -15,7 +15,7 @@ from tests.helpers.survivor import overfitting_population, survivor_fit
 KINDS = ["children", "fresh"]
 
 
-def width_fit(pop, data, width, callbacks=(), member_steps=400, **kwargs):
+def width_fit(pop, data, width, callbacks=(), member_steps=200, **kwargs):
     return survivor_fit(pop, data, member_steps=member_steps, restore_best_every=8,
                         cooldown_patience=3, width=width, callbacks=callbacks, **kwargs)
 
@@ -43,7 +43,7 @@ def test_the_budget_past_the_horizon_is_spent_on_new_members(memorizable, kind):
     pop = overfitting_population()
     width_fit(pop, memorizable, kind)
     plan = width_plan(pop)
-    assert pop.gradient_steps == 400  # every member-step of the budget, none more
+    assert pop.gradient_steps == 200  # every member-step of the budget, none more
     planned = sum(members for members, _ in plan["waves"])
     finished = pop.finished_members
     assert [f.start for f in finished] == ["survivor"] + [kind] * planned
@@ -78,7 +78,7 @@ def test_children_start_at_the_rewind_point_and_fresh_members_anew(memorizable, 
                              restore_best_every=8, cooldown_patience=3, width=kind)
     start = WaveStart(strategy)
     pop = overfitting_population()
-    pop.fit(x, y, batch_size=8, member_steps=400, steps_per_epoch=4,
+    pop.fit(x, y, batch_size=8, member_steps=200, steps_per_epoch=4,
             validation_data=(x_val, y_val), verbose=0, callbacks=[strategy, start])
     cooldown = strategy.budget.cooldown
     rewind = cooldown.points.weights[cooldown.points.steps.index(cooldown.back)]

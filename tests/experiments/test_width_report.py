@@ -1,0 +1,59 @@
+"""The width report (`python -m experiments.width_report`): per budget, one model, the
+independent ensemble and each population variant's best model, ensemble and soup, and issue
+29's targets checked on the means, from the records alone."""
+
+import json
+
+from experiments.reports import width
+
+
+def _record(method, seed, loss, scale="paper", extras=None, options=None, budget=None):
+    record = {"method": method, "dataset": "fmnist", "seed": seed, "scale": scale,
+              "regularization": False, "test_loss": loss, "gradient_steps": 32000,
+              "options": options or {}, "curve": [[640, loss]], "details": {}}
+    if budget is not None:
+        record["details"]["strategy"] = {"budget": budget}
+    if extras:
+        record["extras"] = {name: {"test_loss": value} for name, value in extras.items()}
+    return record
+
+
+def _write(path, records):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _population(seed, best, ensemble, soup, kind):
+    budget = {"rungs": [[0.05, 2], [0.2, 1]], "commit_early": True,
+              "restore_best_weights": True, "cooldown_patience": 3, "width": kind}
+    return _record("popdescent-budget-rt", seed, best, options={"width": kind}, budget=budget,
+                   extras={"ensemble": ensemble, "soup": soup})
+
+
+def test_the_report_tables_every_returned_model_and_checks_the_targets(tmp_path):
+    _write(tmp_path / "width", [
+        _record("adam-decay", 5, 0.225), _record("adam-decay", 15, 0.223),
+        _record("adam-decay-ensemble", 5, 0.221, extras={"greedy": 0.215, "best": 0.221}),
+        _record("adam-decay-ensemble", 15, 0.219, extras={"greedy": 0.214, "best": 0.22}),
+        _record("adam-decay", 5, 0.226, scale="middle")])
+    _write(tmp_path / "children", [_population(5, 0.222, 0.210, 0.215, "children"),
+                                   _population(15, 0.220, 0.208, 0.214, "children")])
+    _write(tmp_path / "fresh", [_population(5, 0.222, 0.223, 0.222, "fresh")])
+    width.main(["--results", str(tmp_path / "width"), "--variants", str(tmp_path / "children"),
+                str(tmp_path / "fresh"), "--robustness", str(tmp_path / "none"),
+                "--docs", str(tmp_path / "docs")])
+    text = (tmp_path / "docs" / "width.md").read_text()
+    assert "| 12,800 member-steps | 32,000 member-steps |" in text
+    assert ('| budget-aware population (width="children"): ensemble (`ensemble_model()`) | '
+            "not run | 0.209 ± 0.001 (n=2: 5,15) |") in text
+    assert "| independent ensemble, probabilities averaged (`adam-decay-ensemble`) | not run " \
+        "| 0.220 ± 0.001 (n=2: 5,15) |" in text
+    # the targets, on the means over the seeds both have
+    assert ('popdescent-budget-rt width="children" ensemble 0.2090 vs the independent '
+            "ensemble (greedy) 0.2145 (seeds [5, 15]): met") in text
+    assert 'popdescent-budget-rt width="fresh" ensemble 0.2230 vs the independent ensemble ' \
+        "(averaged) 0.2210 (seeds [5]): missed" in text
+    assert 'width="children" ensemble 0.2090 at or below 0.20: missed' in text
+    assert 'width="children" soup or best model 0.2145 at or below the single run 0.2240: met' \
+        in text
+    assert (tmp_path / "docs" / "width.png").stat().st_size > 10_000
