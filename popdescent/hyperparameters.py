@@ -93,7 +93,8 @@ class LogUniform(_Interval):
     """Log-uniform initial values in [low, high]; mutation multiplies by 10**N(0, scale*magnitude).
 
     Args:
-        low, high: the range initial values are drawn from; both must be > 0.
+        low: the lower end of the range initial values are drawn from; > 0.
+        high: its upper end; > low.
         bounds: (min, max) the value may reach by mutation; defaults to (low, high).
 
     Example:

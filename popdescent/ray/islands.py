@@ -62,7 +62,8 @@ class IslandMigration(SynchronousSelection):
 
     Args:
         every: reports between two migrations, >= 1.
-        metric, mode: what the experiment ranks islands by; default "val_loss", "min".
+        metric: what the experiment ranks islands by; default "val_loss".
+        mode: "min" (default) or "max".
 
     Example:
         >>> tune.Tuner(island_trainable(build, data, size=3), tune_config=tune.TuneConfig(

@@ -60,8 +60,8 @@ class PopDescentScheduler(SynchronousSelection):
     Args:
         hyperparameters: dict config key -> popdescent prior with bounds (`LogUniform`...).
             A key missing from a trial's config is sampled from its prior.
-        metric, mode: the reported metric and "min" or "max"; or give them to
-            `tune.TuneConfig`.
+        metric: the reported metric; or give it to `tune.TuneConfig`.
+        mode: "min" or "max"; or give it to `tune.TuneConfig`.
         elites: m, trials kept untouched at each selection; 1 <= m < number of trials.
         weight_noise: beta1, weight-noise std at magnitude 1. Default 0.01.
         hyperparameter_noise: beta2, in log10 units at magnitude 1. Default 1.0.

@@ -59,8 +59,9 @@ class GeneticOracle(keras_tuner.Oracle):
         migration_interval: generations between migrations, >= 1.
         migrants: members each island sends, in `[0, population_size - 1]`.
         seed: integer seed; the plan of generation `g` draws from `default_rng([seed, g])`.
-        hyperparameters, allow_new_entries, tune_new_entries, max_retries_per_trial,
-            max_consecutive_failed_trials: as in `keras_tuner.Oracle`.
+
+    `hyperparameters`, `allow_new_entries`, `tune_new_entries`, `max_retries_per_trial` and
+    `max_consecutive_failed_trials` are as in `keras_tuner.Oracle`.
     """
 
     def __init__(

@@ -22,15 +22,16 @@ class GeneticSearch(keras_tuner.Tuner):
     Args:
         hypermodel: a `build(hp)` function or `keras_tuner.HyperModel`.
         objective: as in `keras_tuner.Tuner`, e.g. `"val_loss"`.
-        population_size, generations, tournament_size, elites, mutation_probability,
-            mutation_widths, float_mutation_scale, categorical_trees, tree_base, invasive,
-            surrogate, invasive_candidates, islands, migration_interval, migrants, seed:
-            see `GeneticOracle`.
         idle_wait: seconds a worker waits before asking again while the oracle finishes a
             generation elsewhere (distributed mode only).
-        hyperparameters, tune_new_entries, allow_new_entries, max_retries_per_trial,
-            max_consecutive_failed_trials: as in `keras_tuner.RandomSearch`.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`, `project_name`, `overwrite`...).
+
+    `population_size`, `generations`, `tournament_size`, `elites`, `mutation_probability`,
+    `mutation_widths`, `float_mutation_scale`, `categorical_trees`, `tree_base`, `invasive`,
+    `surrogate`, `invasive_candidates`, `islands`, `migration_interval`, `migrants` and `seed`
+    are `GeneticOracle`'s; `hyperparameters`, `tune_new_entries`, `allow_new_entries`,
+    `max_retries_per_trial` and `max_consecutive_failed_trials` are as in
+    `keras_tuner.RandomSearch`.
 
     With an integer `seed`, each trial seeds Python, NumPy and TensorFlow from (seed, trial id)
     before its model is built, so two searches with the same seed on one machine build and
