@@ -78,8 +78,10 @@ def test_children_start_at_the_rewind_point_and_fresh_members_anew(memorizable, 
                              restore_best_every=8, cooldown_patience=3, width=kind)
     start = WaveStart(strategy)
     pop = overfitting_population()
-    pop.fit(x, y, batch_size=8, member_steps=200, steps_per_epoch=4,
-            validation_data=(x_val, y_val), verbose=0, callbacks=[strategy, start])
+    history = pop.fit(x, y, batch_size=8, member_steps=200, steps_per_epoch=4,
+                      validation_data=(x_val, y_val), verbose=0, callbacks=[strategy, start])
+    # History goes on through the waves: one value per iteration of the population's keys
+    assert len(history.history["loss"]) == len(history.history["best_loss"]) == len(pop.lineage)
     cooldown = strategy.budget.cooldown
     rewind = cooldown.points.weights[cooldown.points.steps.index(cooldown.back)]
     noise = strategy.weight_noise * strategy.width_phase.magnitude
