@@ -95,8 +95,8 @@ def test_cli_defaults_to_every_method_and_range():
     assert args.method == list(robustness.STUDY_METHODS)
     assert args.ranges == ["too-small", "too-large", "paper"]
     assert args.dataset == ["fmnist", "cifar10"] and args.seeds == [5]
-    assert set(robustness.STUDY_METHODS) == {"adam", "adam-decay", "adam-decay-rt", "grid", "random", "esgd",
-                                             "pbt", "popdescent", "popdescent-budget",
+    assert set(robustness.STUDY_METHODS) == {"adam", "adam-decay", "adam-decay-rt", "grid",
+                                             "random", "esgd", "pbt", "popdescent", "popdescent-budget",
                                              "popdescent-budget-rt", "es-single", "pes",
                                              "truncated-es"}
 
