@@ -2,6 +2,8 @@
 the rest of the budget to new members (children of its rewind point, or fresh ones), trained in
 waves, each finishing with its best check's weights among `pop.finished_members`."""
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import popdescent as pd
 from popdescent.strategies.width import plan_waves
 from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import make_model
-from tests.helpers.survivor import overfitting_population, survivor_fit
+from tests.helpers.survivor import memorizable_data, overfitting_population, survivor_fit
 
 KINDS = ["children", "fresh"]
 
@@ -37,25 +39,6 @@ def test_the_waves_spend_what_is_left_exactly(remaining, horizon, width, steps):
     assert all(own >= min(horizon, remaining) // width for _, own in waves)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_budget_past_the_horizon_is_spent_on_new_members(memorizable, kind):
-    _, _, x_val, y_val = memorizable
-    pop = overfitting_population()
-    width_fit(pop, memorizable, kind)
-    plan = width_plan(pop)
-    assert pop.gradient_steps == 200  # every member-step of the budget, none more
-    planned = sum(members for members, _ in plan["waves"])
-    finished = pop.finished_members
-    assert [f.start for f in finished] == ["survivor"] + [kind] * planned
-    assert len({f.origin for f in finished}) == len(finished)
-    for entry in finished:  # each kept the weights of its best check
-        loss = entry.model.evaluate(x_val, y_val, batch_size=8, verbose=0)
-        assert loss == pytest.approx(entry.loss, rel=1e-5)
-    if kind == "children":
-        assert plan["horizon"] == next(e["cooldown"]["length"] for e in pop.lineage
-                                       if "cooldown" in e)
-
-
 class WaveStart(keras.callbacks.Callback):
     """Each member's weights at the first batch of the first wave."""
 
@@ -70,28 +53,53 @@ class WaveStart(keras.callbacks.Callback):
             self.weights = [m.get_weights() for m in self.model.members]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_children_start_at_the_rewind_point_and_fresh_members_anew(memorizable, kind):
-    x, y, x_val, y_val = memorizable
+@pytest.fixture(scope="module", params=KINDS)
+def run(request):
+    """One width run of each kind (shared by the tests that only read it): the population,
+    its strategy, the weights at the first wave's start and the History."""
+    x, y, x_val, y_val = memorizable_data()
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, schedule=None,
                              rescue_after=None, range_test=False, commit_early=False,
-                             restore_best_every=8, cooldown_patience=3, width=kind)
+                             restore_best_every=8, cooldown_patience=3, width=request.param)
     start = WaveStart(strategy)
     pop = overfitting_population()
     history = pop.fit(x, y, batch_size=8, member_steps=200, steps_per_epoch=4,
                       validation_data=(x_val, y_val), verbose=0, callbacks=[strategy, start])
+    return SimpleNamespace(kind=request.param, pop=pop, strategy=strategy, start=start,
+                           history=history, data=(x, y, x_val, y_val))
+
+
+def test_the_budget_past_the_horizon_is_spent_on_new_members(run):
+    _, _, x_val, y_val = run.data
+    pop, kind = run.pop, run.kind
+    plan = width_plan(pop)
+    assert pop.gradient_steps == 200  # every member-step of the budget, none more
+    planned = sum(members for members, _ in plan["waves"])
+    finished = pop.finished_members
+    assert [f.start for f in finished] == ["survivor"] + [kind] * planned
+    assert len({f.origin for f in finished}) == len(finished)
+    for entry in finished:  # each kept the weights of its best check
+        loss = entry.model.evaluate(x_val, y_val, batch_size=8, verbose=0)
+        assert loss == pytest.approx(entry.loss, rel=1e-5)
+    if kind == "children":
+        assert plan["horizon"] == next(e["cooldown"]["length"] for e in pop.lineage
+                                       if "cooldown" in e)
     # History goes on through the waves: one value per iteration of the population's keys
-    assert len(history.history["loss"]) == len(history.history["best_loss"]) == len(pop.lineage)
-    cooldown = strategy.budget.cooldown
+    history = run.history.history
+    assert len(history["loss"]) == len(history["best_loss"]) == len(pop.lineage)
+
+
+def test_children_start_at_the_rewind_point_and_fresh_members_anew(run):
+    cooldown = run.strategy.budget.cooldown
     rewind = cooldown.points.weights[cooldown.points.steps.index(cooldown.back)]
-    noise = strategy.weight_noise * strategy.width_phase.magnitude
-    for weights in start.weights:
+    noise = run.strategy.weight_noise * run.strategy.width_phase.magnitude
+    for weights in run.start.weights:
         gaps = [np.abs(a - b).max() for a, b in zip(weights, rewind, strict=True)]
-        if kind == "children":  # the rewind point's weights, mutated by the paper's noise
+        if run.kind == "children":  # the rewind point's weights, mutated by the paper's noise
             assert 0 < max(gaps) < 6 * noise
         else:
             assert max(gaps) > 100 * noise
-    rates = [f.hyperparameters["learning_rate"] for f in pop.finished_members[1:]]
+    rates = [f.hyperparameters["learning_rate"] for f in run.pop.finished_members[1:]]
     assert len(set(rates)) > 1  # hyperparameters mutated around the survivor's
 
 
@@ -136,49 +144,46 @@ def test_without_a_stall_width_changes_nothing():
         assert np.array_equal(a, b)
 
 
-def test_best_model_is_the_finished_member_with_the_lowest_validation_loss(memorizable):
-    _, _, x_val, y_val = memorizable
-    pop = overfitting_population()
-    width_fit(pop, memorizable, "fresh")
-    losses = [f.loss for f in pop.finished_members]
-    best = pop.best_model()
+def test_best_model_is_the_finished_member_with_the_lowest_validation_loss(run):
+    _, _, x_val, y_val = run.data
+    losses = [f.loss for f in run.pop.finished_members]
+    best = run.pop.best_model()
     assert best.evaluate(x_val, y_val, batch_size=8, verbose=0) == pytest.approx(
         min(losses), rel=1e-5)
     with pytest.raises(ValueError, match="joined the population past the horizon"):
-        pop.exported_schedule(0)
+        run.pop.exported_schedule(0)
 
 
-def test_the_ensemble_of_finished_members_is_no_worse_than_the_best_of_them(memorizable):
-    _, _, x_val, y_val = memorizable
-    pop = overfitting_population()
-    width_fit(pop, memorizable, "children")
-    ensemble = pop.ensemble_model()
+def test_the_ensemble_of_finished_members_is_no_worse_than_the_best_of_them(run):
+    _, _, x_val, y_val = run.data
+    ensemble = run.pop.ensemble_model()
     assert sum(ensemble.member_weights) == pytest.approx(1.0)
-    assert len(ensemble.members_chosen) <= pop.starting_size
-    best = min(f.loss for f in pop.finished_members)
+    assert len(ensemble.members_chosen) <= run.pop.starting_size
+    best = min(f.loss for f in run.pop.finished_members)
     assert ensemble.evaluate(x_val, y_val, verbose=0) <= best + 1e-6
 
 
-def test_the_soup_averages_only_members_of_the_best_ones_start_point(memorizable):
-    _, _, x_val, y_val = memorizable
-    pop = overfitting_population()
-    width_fit(pop, memorizable, "fresh")
-    soup = pop.soup_model()
-    best = min(pop.finished_members, key=lambda f: f.loss)
-    assert soup.members_chosen == [best.origin]  # fresh members share no start point
-    assert soup.evaluate(x_val, y_val, batch_size=8, verbose=0) == pytest.approx(best.loss,
-                                                                                 rel=1e-5)
+def test_the_soup_averages_only_members_of_the_best_ones_start_point(run):
+    _, _, x_val, y_val = run.data
+    soup = run.pop.soup_model()
+    finished = run.pop.finished_members
+    best = min(finished, key=lambda f: f.loss)
+    chosen = [f for f in finished if f.origin in soup.members_chosen]
+    assert soup.members_chosen[0] == best.origin
+    assert all(f.start_point == best.start_point for f in chosen)
+    if run.kind == "fresh":  # fresh members share no start point: the best alone
+        assert soup.members_chosen == [best.origin]
+    # kept only when it helped: the soup is never worse on validation than the best member
+    assert soup.evaluate(x_val, y_val, batch_size=8, verbose=0) <= best.loss + 1e-5
 
 
-def test_finished_members_are_saved_and_loaded_with_the_population(memorizable, tmp_path):
-    _, _, x_val, y_val = memorizable
-    pop = overfitting_population()
-    width_fit(pop, memorizable, "children")
-    pop.save(tmp_path / "wide.keras")
+def test_finished_members_are_saved_and_loaded_with_the_population(run, tmp_path):
+    _, _, x_val, _ = run.data
+    run.pop.save(tmp_path / "wide.keras")
     loaded = pd.load_population(tmp_path / "wide.keras")
     assert [f.info() for f in loaded.finished_members] == \
-        [f.info() for f in pop.finished_members]
-    for a, b in zip(pop.finished_members, loaded.finished_members, strict=True):
+        [f.info() for f in run.pop.finished_members]
+    for a, b in zip(run.pop.finished_members, loaded.finished_members, strict=True):
         np.testing.assert_allclose(a.model.predict(x_val, verbose=0),
                                    b.model.predict(x_val, verbose=0), rtol=1e-6)
 
