@@ -95,7 +95,8 @@ def variant_name(record) -> str:
     not record them: they did not exist yet) are read from what the run used
     (`details`), not from its command line, so a run made with an earlier default is a
     variant row of its own, and one given today's default as an option is a default run;
-    other options (`--option`) name a variant too. Variants are never averaged with the
+    other options (`--option`) name a variant too (`width` only where a survivor cooled down:
+    before, a run is the same under every width). Variants are never averaged with the
     default runs."""
     options = {name: value for name, value in (record.get("options") or {}).items()
                if name not in STUDY_OPTIONS + tuple(DEFAULT_BUDGET)}
@@ -107,6 +108,8 @@ def variant_name(record) -> str:
         default = DEFAULT_BUDGET[switch]
         if switch == "cooldown_patience" and not budget.get("restore_best_weights", False):
             default = None  # no cool-down without the checkpoint: the library's default then
+        if switch == "width" and not record.get("details", {}).get("cooldown"):
+            continue  # no survivor cooled down: the run is the same under every width
         if budget.get(switch, before) != default:
             options[switch] = budget.get(switch, before)
     if not options:

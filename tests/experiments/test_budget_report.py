@@ -245,3 +245,13 @@ def test_the_figure_draws_the_loss_of_the_model_a_guarded_run_would_return():
     assert [p[1] for p in budget.returned_model_curve(record)] == [0.5, 0.30, 0.28, 0.28, 0.28]
     record["details"]["restored_best"] = None  # restore_best_weights=False: as recorded
     assert budget.returned_model_curve(record) == record["curve"]
+
+
+def test_the_width_names_a_variant_only_where_a_survivor_cooled_down():
+    used = {"rungs": budget.DEFAULT_RUNGS, "commit_early": True, "restore_best_weights": True,
+            "cooldown_patience": 3, "width": "other-than-default"}
+    record = {"method": "popdescent-budget-rt", "options": {},
+              "details": {"strategy": {"budget": used}, "cooldown": None}}
+    assert budget.variant_name(record) == "popdescent-budget-rt"  # never reached the width
+    record["details"]["cooldown"] = {"gradient_steps": 9600, "length": 640}
+    assert budget.variant_name(record) == 'popdescent-budget-rt width="other-than-default"'
