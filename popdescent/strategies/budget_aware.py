@@ -36,6 +36,11 @@ __all__ = ["BudgetAwareness", "default_rungs", "plan_shrink", "planned_sizes", "
 # the current one" (10x to 1000x lower).
 RESCUE_DROP = 3.0
 
+# What a survivor that has cooled down with budget left spends it on: fresh members, the kind
+# whose ensemble had the lower mean test loss at 32,000 FMNIST member-steps (the rule fixed
+# before the runs; seeds 5, 15, 24 in docs/width.md); "children" gave the better soup.
+DEFAULT_WIDTH = "fresh"
+
 # Checks of the survivor in a row without a new best before it cools down: never reached in
 # the six quick-scale runs of docs/records/guard (at most 1), reached at 9,600 of 32,000
 # member-steps in the paper-scale one (docs/budget_aware_paper.md).
@@ -159,14 +164,15 @@ class BudgetAwareness:
             None never does. "default": 3 with `restore_best_weights`, else None.
         width: what a cooled-down survivor with budget left does: "children" or "fresh"
             train more members (`popdescent.strategies.width`); None stops (the budget's
-            rest is not spent). Needs `cooldown_patience`.
+            rest is not spent). Needs `cooldown_patience`. "default": `DEFAULT_WIDTH` with
+            a cool-down, else None.
         width_members: members per wave of the width phase; None: the population's size.
     """
 
     def __init__(self, schedule=None, rungs=None, protect_compiled=True, rescue_after=2,
                  rung_samples=10_000, range_test=None, commit_early=None,
                  restore_best_weights=True, restore_best_every=None,
-                 cooldown_patience="default", width=None, width_members=None):
+                 cooldown_patience="default", width="default", width_members=None):
         if schedule is not None and not isinstance(schedule, BudgetSchedule):
             raise TypeError(f"schedule must be a popdescent BudgetSchedule or None, got "
                             f"{type(schedule).__name__}")
@@ -203,6 +209,8 @@ class BudgetAwareness:
             )
         self.cooldown_patience = None if cooldown_patience is None else check_integer(
             "cooldown_patience", cooldown_patience, minimum=1)
+        if isinstance(width, str) and width == "default":
+            width = DEFAULT_WIDTH if self.cooldown_patience is not None else None
         if width is not None and width not in WIDTH_KINDS:
             raise ValueError(f"width must be one of {WIDTH_KINDS} or None, got {width!r}")
         if width is not None and self.cooldown_patience is None:

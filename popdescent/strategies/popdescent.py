@@ -104,10 +104,11 @@ class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
             size) trained at once, each on the horizon the survivor measured and keeping its
             best check: "children" (the survivor's weights where its cool-down began,
             mutated, each cooled down like it) or "fresh" (new initial weights, trained over
-            the survivor's own steps with the schedule's shape); None (the default) stops
-            when the survivor has cooled down. Finished members are `pop.finished_members`;
-            `best_model`, `ensemble_model` and `soup_model` choose among them (see
-            `popdescent.strategies.width`).
+            the survivor's own steps with the schedule's shape); None stops when the
+            survivor has cooled down. Default: "fresh" with a cool-down, else None (why
+            fresh: docs/width.md; "children" gives the better soup). Finished members are
+            `pop.finished_members`; `best_model`, `ensemble_model` and `soup_model` choose
+            among them (see `popdescent.strategies.width`).
         width_members: members per wave of the width phase; None: the population's size.
 
     Example:
@@ -141,7 +142,7 @@ class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
         restore_best_weights=True,
         restore_best_every=None,
         cooldown_patience="default",
-        width=None,
+        width="default",
         width_members=None,
     ):
         super().__init__(every=every, cross_validation=cross_validation,
@@ -174,7 +175,8 @@ class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
         elif (schedule != "default" or rungs is not None or range_test
               or commit_early is not None or restore_best_every is not None
               or not (isinstance(cooldown_patience, str) and cooldown_patience == "default")
-              or width is not None or width_members is not None):
+              or not (width is None or (isinstance(width, str) and width == "default"))
+              or width_members is not None):
             raise ValueError(
                 "schedule, rungs, range_test, commit_early, restore_best_every, "
                 "cooldown_patience, width and width_members belong to the budget-aware mode: "

@@ -30,9 +30,13 @@ def _record(method, seed, loss, *, origin=0, rate=1e-3, extras=None, options=Non
             cooldown_patience = budget.DEFAULT_BUDGET["cooldown_patience"]
         elif cooldown_patience == "not recorded":
             cooldown_patience = None
+        width = budget.DEFAULT_BUDGET["width"] if cooldown_patience is not None else None
+    else:
+        width = None
     used = {name: value for name, value in (("rungs", rungs), ("commit_early", commit_early),
                                             ("restore_best_weights", restore_best_weights),
-                                            ("cooldown_patience", cooldown_patience))
+                                            ("cooldown_patience", cooldown_patience),
+                                            ("width", width))
             if value is not None}
     if used:
         record["details"]["strategy"] = {"budget": used}

@@ -29,9 +29,11 @@ def overfitting_population(seed=0):
 def survivor_fit(pop, data, member_steps=200, callbacks=(), **kwargs):
     """A budget-aware fit without the schedule, the rescue (random labels never beat the
     starting loss) or the range test, so the survivor trains at a constant rate and overfits;
-    and without the cool-down unless asked (tests/popdescent/test_cooldown.py has it)."""
+    and without the cool-down unless asked (tests/popdescent/test_cooldown.py has it), nor the
+    width phase that follows it (tests/popdescent/test_width.py)."""
     x, y, x_val, y_val = data
     kwargs.setdefault("cooldown_patience", None)
+    kwargs.setdefault("width", None)  # the cool-down's own tests: it ends the fit
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, schedule=None,
                              rescue_after=None, range_test=False, commit_early=False, **kwargs)
     pop.fit(x, y, batch_size=8, member_steps=member_steps, steps_per_epoch=4,

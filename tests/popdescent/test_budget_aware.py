@@ -27,12 +27,14 @@ def population(size=5, seed=0, low=1e-3, high=1e-1, optimizer=None, bounds=None)
 
 
 def budget_fit(pop, problem, member_steps=400, steps=4, callbacks=None, **kwargs):
-    """Budget-aware fit; the range test, early commitment and the cool-down stay off unless a
-    test asks for them, so that each test sees the mechanism it is about."""
+    """Budget-aware fit; the range test, early commitment, the cool-down and the width phase
+    after it stay off unless a test asks for them, so that each test sees the mechanism it is
+    about."""
     x, y, x_val, y_val = problem
     kwargs.setdefault("range_test", False)
     kwargs.setdefault("commit_early", False)
     kwargs.setdefault("cooldown_patience", None)
+    kwargs.setdefault("width", None)  # a width member has no schedule to export
     strategy = pd.PopDescent(elites=2, cv_batch_size=32, budget_aware=True, **kwargs)
     history = pop.fit(x, y, batch_size=16, member_steps=member_steps, steps_per_epoch=steps,
                       validation_data=(x_val, y_val), verbose=0,

@@ -201,3 +201,10 @@ def test_bad_width_arguments_are_refused_before_training(arguments, message):
 def test_width_belongs_to_the_budget_aware_mode():
     with pytest.raises(ValueError, match="pass budget_aware=True"):
         pd.PopDescent(width="children")
+
+
+def test_fresh_members_are_the_default_width_wherever_a_survivor_cools_down():
+    assert pd.PopDescent(budget_aware=True).budget.width == "fresh"
+    assert pd.PopDescent(budget_aware=True, cooldown_patience=None).budget.width is None
+    assert pd.PopDescent(budget_aware=True, width=None).budget.width is None
+    assert pd.PopDescent(budget_aware=True).get_config()["budget"]["width"] == "fresh"
