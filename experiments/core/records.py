@@ -106,7 +106,8 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def machine() -> dict:
-    """What the run ran on: CPU model, cores, library versions."""
+    """What the run ran on: CPU model, cores, TensorFlow's thread settings (the intra-op count
+    changes the numerics: a run is bit-identical only at the same count), library versions."""
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
@@ -120,6 +121,11 @@ def machine() -> dict:
         "cpu": cpu,
         "cores": cores,
         "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "tf_threads": {  # 0 or None: TensorFlow's default, one per core
+            "intra_op": int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
+            or tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": int(os.environ.get("TF_NUM_INTEROP_THREADS") or 0)
+            or tf.config.threading.get_inter_op_parallelism_threads()},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
