@@ -5,6 +5,7 @@ independent ensemble and each population variant's best model, ensemble and soup
 import json
 
 from experiments.reports import width
+from experiments.reports.budget import DEFAULT_BUDGET
 
 
 def _record(method, seed, loss, scale="paper", extras=None, options=None, budget=None):
@@ -60,3 +61,21 @@ def test_the_report_tables_every_returned_model_and_checks_the_targets(tmp_path)
     assert 'width="children" soup or best model 0.2145 at or below the single run 0.2240: met' \
         in text
     assert (tmp_path / "docs" / "width.png").stat().st_size > 10_000
+
+
+def test_the_wrong_range_table_sets_the_range_tested_single_run_beside_the_mode(tmp_path):
+    def quick(method, seed, loss):  # the mode's run with today's defaults
+        used = dict(DEFAULT_BUDGET) if method == "popdescent-budget-rt" else None
+        return _record(method, seed, loss, scale="quick", budget=used)
+
+    _write(tmp_path / "robustness" / "too-small", [
+        quick("adam-decay", 5, 0.683), quick("adam-decay-rt", 5, 0.220),
+        quick("adam-decay-rt", 15, 0.222), quick("popdescent-budget-rt", 5, 0.221)])
+    width.main(["--results", str(tmp_path / "none"), "--variants", "--robustness",
+                str(tmp_path / "robustness"), "--docs", str(tmp_path / "docs")])
+    text = (tmp_path / "docs" / "width.md").read_text()
+    assert "| method | too-small |" in text  # only the ranges that were run
+    assert "| Adam + schedule (`adam-decay`) | 0.683 (n=1: 5) |" in text
+    assert ("| the same, given the population's range test (`adam-decay-rt`) | "
+            "0.221 ± 0.001 (n=2: 5,15) |") in text
+    assert "| budget-aware population (default) | 0.221 (n=1: 5) |" in text
