@@ -185,6 +185,7 @@ def write_figure(records_by_scale, path) -> bool:
                       label=label.replace("`", ""))
     axis.set_xscale("log")
     axis.set_xticks([steps for _, steps in present], [f"{s:,}" for _, s in present])
+    axis.set_xticks([], minor=True)  # the log scale's own ticks would overprint the budgets
     axis.set_xlabel("member-step budget (FMNIST)")
     axis.set_ylabel("test loss (mean ± std over seeds)")
     axis.legend(fontsize=6.5)
