@@ -9,6 +9,12 @@ so far, the next run gets an equal share of them (all of them for the last that 
 seed (initial weights and data order), and the schedule over that share; a run that stops
 early leaves its steps to the next. Every step that ran is counted.
 
+With `options["run_steps"]` = S, every run (the first too) gets S steps instead, for as long as
+the steps left hold S: the control that gives independent runs the horizon the population
+measured (its fresh members train 3,840 steps each at 32,000 FMNIST member-steps), so the
+population's share of its ensemble can be told from the horizon's. The steps left over (fewer
+than S) stay unspent and are recorded.
+
 The record's model is the plain average (what a user writes); `extras` holds the same runs
 chosen by greedy ensemble selection on validation (`popdescent.ensemble.greedy_selection`, the
 population's rule, so the comparison is rule for rule) and the single run with the lowest
@@ -33,8 +39,9 @@ from experiments.methods.adam import (
 )
 from popdescent import BudgetSchedule
 from popdescent.ensemble import mixable_outputs, mixture_loss, mixture_model, select_mixture
+from popdescent.validation import check_integer
 
-__all__ = ["run", "run_seed", "next_share", "average_validation_loss"]
+__all__ = ["run", "run_seed", "next_share", "run_steps_option", "average_validation_loss"]
 
 
 def run_seed(seed: int, position: int) -> int:
@@ -52,11 +59,22 @@ def next_share(left: int, shortest: int) -> int:
     return left // (left // shortest)
 
 
+def run_steps_option(context: MethodContext):
+    """`options["run_steps"]`: every run's fixed budget (None: measured by the first run),
+    refused before training unless an integer in [1, the budget's member-steps]."""
+    steps = context.options.get("run_steps")
+    if steps is not None:
+        check_integer("options['run_steps']", steps, minimum=1,
+                      maximum=context.budget.member_steps)
+    return steps
+
+
 def run(context: MethodContext) -> MethodResult:
     started = time.perf_counter()
     rate, patience = compiled_learning_rate(context), cooldown_option(context)
+    fixed = run_steps_option(context)
     schedule, budget, data = BudgetSchedule(), context.budget.member_steps, context.data
-    runs, shares, curve, spent, share = [], [], [], 0, budget
+    runs, shares, curve, spent, share = [], [], [], 0, fixed or budget
     while share > 0:
         single = train_single(context, rate, share, run_seed(context.seed, len(runs)),
                               schedule, patience, started)
@@ -68,7 +86,10 @@ def run(context: MethodContext) -> MethodResult:
         else:
             curve.append((spent, average_validation_loss([r.model for r in runs], data),
                           time.perf_counter() - started))
-        share = next_share(budget - spent, min(r.gradient_steps for r in runs))
+        if fixed:
+            share = fixed if budget - spent >= fixed else 0
+        else:
+            share = next_share(budget - spent, min(r.gradient_steps for r in runs))
     models = [r.model for r in runs]
     counts, greedy_loss = select_mixture(models, (data.x_val, data.y_val), size=len(models))
     best = int(np.argmin([r.checkpoint.best_loss for r in runs]))

@@ -1,7 +1,7 @@
 """Renders issue 29's evidence, "spend the whole budget": `docs/width.md` and `docs/width.png`.
 
     python -m experiments.width_report [--results results/width] [--variants DIR ...]
-        [--robustness results/robustness] [--docs docs]
+        [--controls DIR ...] [--robustness results/robustness] [--docs docs]
 
 Reads FMNIST records of `experiments.benchmark` at the `quick`, `middle` and `paper` scales
 (3,200, 12,800 and 32,000 member-steps) and writes, per budget, the test loss (mean ± sample
@@ -10,7 +10,9 @@ independent ensemble (`adam-decay-ensemble`: its plain average, the same runs by
 selection, its best single run), and the budget-aware population's best model, ensemble and
 soup for every width kind recorded (budget-aware records are named by `experiments.reports.
 budget.variant_name`, so a run of another width than today's default is a row of its own);
-the targets of issue 29 checked on the means; the wrong ranges with the single run given the
+the targets of issue 29 checked on the means; the independent ensembles given options
+(`--controls`: e.g. `run_steps`, every run given the horizon the population measured), rows of
+their own, and the population's ensemble against each on the same seeds; the wrong ranges with the single run given the
 range test (`adam-decay-rt`) beside the mode; and a figure of test loss against member-steps.
 """
 
@@ -44,6 +46,10 @@ def rows(records) -> list:
               INDEPENDENT, None),
              ("the same runs, greedy selection on validation", INDEPENDENT, "greedy"),
              ("the same runs, the best single one on validation", INDEPENDENT, "best")]
+    for name in sorted({r["method"] for r in records
+                        if r["method"].startswith(INDEPENDENT + " ")}):
+        table += [(f"independent ensemble ({name[len(INDEPENDENT) + 1:]}), averaged", name, None),
+                  ("the same runs, greedy selection on validation", name, "greedy")]
     for name in names:
         label = "budget-aware population" + ("" if name == POPULATION
                                               else f" ({name[len(POPULATION) + 1:]})")
@@ -143,6 +149,26 @@ def targets(records) -> list:
     return lines
 
 
+def control_share(records) -> list:
+    """Each population ensemble against each controlled independent ensemble (greedy, the
+    population's own rule) on the seeds both have: what is left to the population once the
+    single runs are given the same component."""
+    lines = []
+    controls = sorted({r["method"] for r in records if r["method"].startswith(INDEPENDENT + " ")})
+    populations = sorted({r["method"] for r in records if r["method"].startswith(POPULATION)})
+    for control in controls:
+        theirs = losses(records, control, "greedy")
+        for name in populations:
+            ours = losses(records, name, "ensemble")
+            common = sorted(set(ours) & set(theirs))
+            if common:
+                mine = np.mean([ours[s] for s in common])
+                other = np.mean([theirs[s] for s in common])
+                lines.append(f"- {name} ensemble {mine:.4f} vs {control} (greedy) {other:.4f} "
+                             f"(seeds {common}): the population's share {other - mine:+.4f}")
+    return lines
+
+
 def wrong_range_table(robustness) -> list:
     """FMNIST quick: the single run, the single run given the range test, and the mode."""
     methods = (("Adam + schedule (`adam-decay`)", SINGLE),
@@ -195,13 +221,30 @@ def write_figure(records_by_scale, path) -> bool:
     return True
 
 
-def load_scales(results, variants) -> dict:
-    """{scale: FMNIST records, paper range}, budget-aware ones under their variant names."""
+def load_scales(results, variants, controls=()) -> dict:
+    """{scale: FMNIST records, paper range}, budget-aware ones under their variant names, and
+    the independent ensembles of each `controls` directory under their options."""
     by_scale = {}
     for scale, _ in BUDGETS:
         groups = load(results, pathlib.Path(results) / "none", scale, variants)
         by_scale[scale] = groups.get(("fmnist", "paper"), [])
+        for directory in controls or ():
+            if (pathlib.Path(directory) / "records.jsonl").exists():
+                by_scale[scale] += [
+                    {**r, "method": control_name(r)} for r in latest_records(directory)
+                    if r["method"] == INDEPENDENT and r.get("scale") == scale
+                    and r["dataset"] == "fmnist" and not r.get("regularization")
+                    and control_name(r) != INDEPENDENT]
     return by_scale
+
+
+def control_name(record) -> str:
+    """`adam-decay-ensemble` plus the options it was given (`run_steps=3840`)."""
+    options = record.get("options") or {}
+    if not options:
+        return record["method"]
+    return record["method"] + " " + ", ".join(
+        f"{name}={value}" for name, value in sorted(options.items()))
 
 
 def load_robustness(directory) -> dict:
@@ -218,7 +261,9 @@ def load_robustness(directory) -> dict:
     return found
 
 
-def write_markdown(by_scale, robustness, path) -> str:
+def write_markdown(by_scale, robustness, path, figure=None) -> str:
+    """Writes the page; `figure`, the name of the rendered figure beside it, is shown under the
+    budget table when given."""
     lines = ["# Spending the whole budget: width past the horizon (FMNIST)", "",
              "Test loss of what each method returns (chosen on validation data; the test "
              "half is read only here), mean ± sample std over seeds. Every method has the "
@@ -228,6 +273,8 @@ def write_markdown(by_scale, robustness, path) -> str:
              "experiments.width_report` from the records of `experiments.benchmark` and "
              "`experiments.robustness`.", "", "## Test loss against the budget", ""]
     lines += budget_table(by_scale)
+    if figure:
+        lines += ["", f"![Test loss against the member-step budget]({figure})"]
     for scale, _ in BUDGETS:
         if by_scale.get(scale):
             lines += ["", f"### Each seed at the `{scale}` scale", ""]
@@ -235,6 +282,10 @@ def write_markdown(by_scale, robustness, path) -> str:
     if by_scale.get("paper"):
         lines += ["", "## Targets of issue 29 (32,000 member-steps)", ""]
         lines += targets(by_scale["paper"]) or ["- not enough runs yet"]
+        share = control_share(by_scale["paper"])
+        if share:
+            lines += ["", "## The population's share, single runs given the same component "
+                      "(32,000 member-steps)", ""] + share
     if robustness:
         lines += ["", "## From a wrong range (quick scale): the range test's share", ""]
         lines += wrong_range_table(robustness)
@@ -251,14 +302,18 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="*",
                         default=["results/width_children", "results/width_fresh"],
                         help="benchmark --out directories of budget-aware runs with options")
+    parser.add_argument("--controls", nargs="*", default=["results/width_horizon"],
+                        help="benchmark --out directories of adam-decay-ensemble runs with "
+                             "options (run_steps)")
     parser.add_argument("--robustness", default="results/robustness")
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args(argv)
     docs = pathlib.Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    by_scale = load_scales(args.results, args.variants)
-    print(write_markdown(by_scale, load_robustness(args.robustness), docs / "width.md"))
-    write_figure(by_scale, docs / "width.png")
+    by_scale = load_scales(args.results, args.variants, args.controls)
+    drawn = write_figure(by_scale, docs / "width.png")
+    print(write_markdown(by_scale, load_robustness(args.robustness), docs / "width.md",
+                         figure="width.png" if drawn else None))
     return 0
 
 

@@ -42,11 +42,16 @@ def test_the_report_tables_every_returned_model_and_checks_the_targets(tmp_path)
     _write(tmp_path / "children", [_population(5, 0.222, 0.210, 0.215, "children"),
                                    _population(15, 0.220, 0.208, 0.214, "children")])
     _write(tmp_path / "fresh", [_population(5, 0.222, 0.223, 0.222, "fresh")])
+    # the control: independent runs each given the population's horizon
+    _write(tmp_path / "horizon", [_record("adam-decay-ensemble", 5, 0.212, options={
+        "run_steps": 3840}, extras={"greedy": 0.205, "best": 0.22})])
     width.main(["--results", str(tmp_path / "width"), "--variants", str(tmp_path / "children"),
-                str(tmp_path / "fresh"), "--robustness", str(tmp_path / "none"),
-                "--docs", str(tmp_path / "docs")])
+                str(tmp_path / "fresh"), "--controls", str(tmp_path / "horizon"),
+                "--robustness", str(tmp_path / "none"), "--docs", str(tmp_path / "docs")])
     text = (tmp_path / "docs" / "width.md").read_text()
     assert "| 12,800 member-steps | 32,000 member-steps |" in text
+    assert "![Test loss against the member-step budget](width.png)" in text  # the figure, shown
+    assert (tmp_path / "docs" / "width.png").stat().st_size > 0
     assert ('| budget-aware population (width="children"): ensemble (`ensemble_model()`) | '
             "not run | 0.209 ± 0.001 (n=2: 5,15) |") in text
     assert "| independent ensemble, probabilities averaged (`adam-decay-ensemble`) | not run " \
@@ -61,6 +66,12 @@ def test_the_report_tables_every_returned_model_and_checks_the_targets(tmp_path)
     assert 'width="children" soup or best model 0.2145 at or below the single run 0.2240: met' \
         in text
     assert (tmp_path / "docs" / "width.png").stat().st_size > 10_000
+    # the control is a row of its own and does not replace the plain independent ensemble
+    assert "| independent ensemble (run_steps=3840), averaged | not run | 0.212 (n=1: 5) |" in text
+    assert "| independent ensemble, probabilities averaged (`adam-decay-ensemble`) | not run " \
+        "| 0.220 ± 0.001 (n=2: 5,15) |" in text
+    assert ('popdescent-budget-rt width="children" ensemble 0.2100 vs adam-decay-ensemble '
+            "run_steps=3840 (greedy) 0.2050 (seeds [5]): the population's share -0.0050") in text
 
 
 def test_the_wrong_range_table_sets_the_range_tested_single_run_beside_the_mode(tmp_path):
@@ -71,7 +82,7 @@ def test_the_wrong_range_table_sets_the_range_tested_single_run_beside_the_mode(
     _write(tmp_path / "robustness" / "too-small", [
         quick("adam-decay", 5, 0.683), quick("adam-decay-rt", 5, 0.220),
         quick("adam-decay-rt", 15, 0.222), quick("popdescent-budget-rt", 5, 0.221)])
-    width.main(["--results", str(tmp_path / "none"), "--variants", "--robustness",
+    width.main(["--results", str(tmp_path / "none"), "--variants", "--controls", "--robustness",
                 str(tmp_path / "robustness"), "--docs", str(tmp_path / "docs")])
     text = (tmp_path / "docs" / "width.md").read_text()
     assert "| method | too-small |" in text  # only the ranges that were run

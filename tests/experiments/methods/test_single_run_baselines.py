@@ -50,6 +50,26 @@ def test_the_independent_ensemble_spends_the_budget_on_runs_that_cooled_down(tmp
     assert set(result.extra_models) == {"greedy", "best"}
 
 
+def test_a_fixed_run_length_gives_every_run_that_horizon_until_the_budget_holds_no_more(tmp_path):
+    # the control of the population's measured horizon: every run, the first too, gets 70 steps
+    context = long_context(tmp_path, "adam-decay-ensemble", run_steps=70)
+    result = independent_ensemble.run(context)
+    runs = result.details["runs"]
+    assert [r["budget"] for r in runs] == [70] * len(runs) and len(runs) >= 3
+    assert all(r["gradient_steps"] <= 70 for r in runs)
+    assert result.gradient_steps == sum(r["gradient_steps"] for r in runs)
+    assert 240 - result.gradient_steps < 70  # what is left holds no further run
+    assert result.details["unspent_member_steps"] == 240 - result.gradient_steps
+    assert len({r["seed"] for r in runs}) == len(runs)
+
+
+@pytest.mark.parametrize("bad", [0, 241, 3.5, "70"])
+def test_a_run_length_outside_the_budget_is_refused_before_training(tmp_path, bad):
+    context = long_context(tmp_path, "adam-decay-ensemble", run_steps=bad)
+    with pytest.raises(ValueError, match=r"options\['run_steps'\] must be an integer in \[1, 240\]"):
+        independent_ensemble.run(context)
+
+
 def test_the_range_tested_run_probes_the_populations_rates_and_counts_their_steps(tmp_path):
     context = smoke_context("adam-decay-rt", tmp_path, model="mlp", lr_range=[1e-6, 1e-5],
                             lr_bounds=[1e-7, 1.0])
