@@ -195,7 +195,7 @@ def write_figure(records_by_scale, path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 4.5))
     every = [r for scale, _ in present for r in records_by_scale[scale]]
     for label, method, extra in rows(every):
         points = [(steps, list(losses(records_by_scale[scale], method, extra).values()))
@@ -214,7 +214,7 @@ def write_figure(records_by_scale, path) -> bool:
     axis.set_xticks([], minor=True)  # the log scale's own ticks would overprint the budgets
     axis.set_xlabel("member-step budget (FMNIST)")
     axis.set_ylabel("test loss (mean ± std over seeds)")
-    axis.legend(fontsize=6.5)
+    axis.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the lines
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
