@@ -118,6 +118,15 @@ def _mean(values: dict) -> float:
     return float(np.mean(list(values.values()))) if values else math.nan
 
 
+def paired_means(ours: dict, theirs: dict):
+    """(our mean, their mean, seeds) over the seeds both have; None when they share none."""
+    common = sorted(set(ours) & set(theirs))
+    if not common:
+        return None
+    return (float(np.mean([ours[s] for s in common])),
+            float(np.mean([theirs[s] for s in common])), common)
+
+
 def targets(records) -> list:
     """Issue 29's targets at the long budget, on the means over the seeds both have."""
     lines = []
@@ -131,10 +140,9 @@ def targets(records) -> list:
             continue
         for reference, what in ((plain, "the independent ensemble (averaged)"),
                                 (greedy, "the independent ensemble (greedy)")):
-            common = sorted(set(ensemble) & set(reference))
-            if common:
-                ours = np.mean([ensemble[s] for s in common])
-                theirs = np.mean([reference[s] for s in common])
+            paired = paired_means(ensemble, reference)
+            if paired:
+                ours, theirs, common = paired
                 lines.append(f"- {name} ensemble {ours:.4f} vs {what} {theirs:.4f} "
                              f"(seeds {common}): {'met' if ours <= theirs else 'missed'}")
         ours = _mean(ensemble)
@@ -159,11 +167,9 @@ def control_share(records) -> list:
     for control in controls:
         theirs = losses(records, control, "greedy")
         for name in populations:
-            ours = losses(records, name, "ensemble")
-            common = sorted(set(ours) & set(theirs))
-            if common:
-                mine = np.mean([ours[s] for s in common])
-                other = np.mean([theirs[s] for s in common])
+            paired = paired_means(losses(records, name, "ensemble"), theirs)
+            if paired:
+                mine, other, common = paired
                 lines.append(f"- {name} ensemble {mine:.4f} vs {control} (greedy) {other:.4f} "
                              f"(seeds {common}): the population's share {other - mine:+.4f}")
     return lines
