@@ -48,7 +48,8 @@ def rows(records) -> list:
              ("the same runs, the best single one on validation", INDEPENDENT, "best")]
     for name in sorted({r["method"] for r in records
                         if r["method"].startswith(INDEPENDENT + " ")}):
-        table += [(f"independent ensemble ({name[len(INDEPENDENT) + 1:]}), averaged", name, None),
+        table += [(f"independent ensemble given {name[len(INDEPENDENT) + 1:]}, probabilities "
+                   "averaged", name, None),
                   ("the same runs, greedy selection on validation", name, "greedy")]
     for name in names:
         label = "budget-aware population" + ("" if name == POPULATION
@@ -203,7 +204,7 @@ def write_figure(records_by_scale, path) -> bool:
 
     figure, axis = plt.subplots(figsize=(10, 4.5))
     every = [r for scale, _ in present for r in records_by_scale[scale]]
-    for label, method, extra in rows(every):
+    for index, (label, method, extra) in enumerate(rows(every)):
         points = [(steps, list(losses(records_by_scale[scale], method, extra).values()))
                   for scale, steps in present]
         points = [(steps, values) for steps, values in points if values]
@@ -213,7 +214,8 @@ def write_figure(records_by_scale, path) -> bool:
         y = [np.mean(values) for _, values in points]
         error = [np.std(values, ddof=1) if len(values) > 1 else 0.0 for _, values in points]
         style = "--" if method == SINGLE or (method == INDEPENDENT and extra == "best") else "-"
-        axis.errorbar(x, y, yerr=error, marker="o", linestyle=style, capsize=3,
+        marker = "os^D"[index // 10 % 4]  # the colour cycle has ten: the marker tells them apart
+        axis.errorbar(x, y, yerr=error, marker=marker, linestyle=style, capsize=3,
                       label=label.replace("`", ""))
     axis.set_xscale("log")
     axis.set_xticks([steps for _, steps in present], [f"{s:,}" for _, s in present])

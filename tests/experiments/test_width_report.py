@@ -67,7 +67,8 @@ def test_the_report_tables_every_returned_model_and_checks_the_targets(tmp_path)
         in text
     assert (tmp_path / "docs" / "width.png").stat().st_size > 10_000
     # the control is a row of its own and does not replace the plain independent ensemble
-    assert "| independent ensemble (run_steps=3840), averaged | not run | 0.212 (n=1: 5) |" in text
+    assert ("| independent ensemble given run_steps=3840, probabilities averaged | not run | "
+            "0.212 (n=1: 5) |") in text
     assert "| independent ensemble, probabilities averaged (`adam-decay-ensemble`) | not run " \
         "| 0.220 ± 0.001 (n=2: 5,15) |" in text
     assert ('popdescent-budget-rt width="children" ensemble 0.2100 vs adam-decay-ensemble '
