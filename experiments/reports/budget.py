@@ -112,9 +112,14 @@ def variant_name(record) -> str:
             continue  # no survivor cooled down: the run is the same under every width
         if budget.get(switch, before) != default:
             options[switch] = budget.get(switch, before)
+    return named_with_options(record["method"], options)
+
+
+def named_with_options(method, options) -> str:
+    """`method`, then its `options` as `name=value` (JSON values, sorted): a row's name."""
     if not options:
-        return record["method"]
-    return record["method"] + " " + ", ".join(
+        return method
+    return method + " " + ", ".join(
         f"{name}={json.dumps(value)}" for name, value in sorted(options.items()))
 
 

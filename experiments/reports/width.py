@@ -12,8 +12,9 @@ soup for every width kind recorded (budget-aware records are named by `experimen
 budget.variant_name`, so a run of another width than today's default is a row of its own);
 the targets of issue 29 checked on the means; the independent ensembles given options
 (`--controls`: e.g. `run_steps`, every run given the horizon the population measured), rows of
-their own, and the population's ensemble against each on the same seeds; the wrong ranges with the single run given the
-range test (`adam-decay-rt`) beside the mode; and a figure of test loss against member-steps.
+their own, and the population's ensemble against each on the same seeds; the wrong ranges
+with the single run given the range test (`adam-decay-rt`) beside the mode; and a figure of
+test loss against member-steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 
 import numpy as np
 
-from experiments.reports.budget import load, variant_name
+from experiments.reports.budget import load, named_with_options, variant_name
 from experiments.reports.table1 import latest_records, mean_std
 
 __all__ = ["BUDGETS", "rows", "main"]
@@ -248,11 +249,7 @@ def load_scales(results, variants, controls=()) -> dict:
 
 def control_name(record) -> str:
     """`adam-decay-ensemble` plus the options it was given (`run_steps=3840`)."""
-    options = record.get("options") or {}
-    if not options:
-        return record["method"]
-    return record["method"] + " " + ", ".join(
-        f"{name}={value}" for name, value in sorted(options.items()))
+    return named_with_options(record["method"], record.get("options") or {})
 
 
 def load_robustness(directory) -> dict:
