@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from experiments.core.models import INPUT_SHAPES, build_model
+from experiments.core.models import INPUT_SHAPES, build_model, guess_regularization
 from experiments.core.validation import check_choice, check_positive_number, is_number
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "MODELS",
     "model_name",
     "build_context_model",
+    "user_regularization",
 ]
 
 DATASETS = ("fmnist", "cifar10")
@@ -269,8 +270,18 @@ def model_name(context: MethodContext) -> str:
     return context.dataset if choice == "cnn" else "mlp"
 
 
-def build_context_model(context: MethodContext, regularization="none", l2=1e-3) -> keras.Model:
-    """`build_model` of `model_name(context)`, uncompiled, shaped for the context's dataset."""
+def user_regularization(context: MethodContext) -> dict:
+    """The dropout / augmentation the user's model is written with: `context.options["guess"]`
+    ("good" or "bad", see `experiments.core.models.GUESSES`), or none."""
+    return guess_regularization(context.dataset, context.options.get("guess"))
+
+
+def build_context_model(context: MethodContext, regularization="none", l2=1e-3,
+                        **overrides) -> keras.Model:
+    """`build_model` of `model_name(context)`, uncompiled, shaped for the context's dataset,
+    with the user's regularization at its guess (`user_regularization`); `overrides` replace
+    single values of it (a tuner's trial: `dropout=0.4`)."""
     name = model_name(context)
     shape = INPUT_SHAPES[context.dataset] if name == "mlp" else None
-    return build_model(name, regularization=regularization, l2=l2, input_shape=shape)
+    return build_model(name, regularization=regularization, l2=l2, input_shape=shape,
+                       **{**user_regularization(context), **overrides})

@@ -7,8 +7,10 @@ import pytest
 from experiments.core.models import (
     HIDDEN_DENSE_NAME,
     REGULARIZATIONS,
+    GUESSES,
     build_model,
     count_parameters,
+    guess_regularization,
     paper_loss,
 )
 
@@ -84,8 +86,31 @@ def test_mlp_accepts_an_input_shape():
         ({"dataset": "fmnist", "seed": -1}, r"seed must be None or an int >= 0, got -1"),
         ({"dataset": "cifar10", "input_shape": (28, 28, 1)}, r"only be set for dataset='mlp'"),
         ({"dataset": "mlp", "input_shape": (0, 3)}, r"non-empty tuple of ints >= 1"),
+        ({"dataset": "fmnist", "dropout": 1.0}, r"dropout must be None or a number in \[0, 1\), got 1.0"),
+        ({"dataset": "fmnist", "translation": 1.5}, r"translation must be .* \[0, 1\], got 1.5"),
+        ({"dataset": "fmnist", "flip": "yes"}, r"flip must be True or False, got 'yes'"),
     ],
 )
 def test_invalid_arguments_are_rejected_with_the_received_value(arguments, message):
     with pytest.raises(ValueError, match=message):
         build_model(**arguments)
+
+
+@pytest.mark.parametrize("guess", sorted(GUESSES))
+def test_a_guess_puts_dropout_after_flatten_and_hidden_dense_and_augments_the_input(guess):
+    model = build_model("cifar10", seed=0, **guess_regularization("cifar10", guess))
+    names = [layer.name for layer in model.layers]
+    assert names[:2] == ["flip", "translation"]
+    assert names[names.index("flatten") + 1].startswith("dropout")
+    assert names[names.index(HIDDEN_DENSE_NAME) + 1].startswith("dropout")
+    rates = {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}
+    assert rates == {GUESSES[guess]["dropout"]}
+    translation = model.get_layer("translation")
+    assert translation.height_factor == translation.width_factor == GUESSES[guess]["translation"]
+    # Regularization adds no weights: the paper's parameter count stands.
+    assert count_parameters(model) == PAPER_PARAMETERS["cifar10"]
+
+
+def test_fmnist_guesses_do_not_flip():
+    model = build_model("fmnist", seed=0, **guess_regularization("fmnist", "good"))
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in model.layers)
