@@ -114,7 +114,8 @@ def mixture_loss(template, y):
 def mixture_model(models, weights=None, name="ensemble") -> keras.Model:
     """A compiled `keras.Model` whose output is the `weights`-weighted mean of the models'
     mixable outputs (mapped back to logits for a logits loss), over independent copies of
-    the models (training them further does not change it), with the first model's loss."""
+    the models (training them further does not change it), compiled with the first model's
+    loss and metrics, so that its `evaluate` returns what a member's does."""
     weights = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(weights) != len(models) or not (weights >= 0).all() or not weights.sum() > 0:
         raise ValueError(f"weights must be one non-negative number per model with a positive "
@@ -131,7 +132,9 @@ def mixture_model(models, weights=None, name="ensemble") -> keras.Model:
         term = keras.ops.multiply(_to_mixable(copy(single), logits), float(weight))
         mixed = term if mixed is None else keras.ops.add(mixed, term)
     ensemble = keras.Model(single, _from_mixable(mixed, logits), name=name)
-    ensemble.compile(loss=template.loss, metrics=None)
+    config = template.get_compile_config() or {}
+    ensemble.compile(loss=template.loss,
+                     metrics=keras.saving.deserialize_keras_object(config.get("metrics")))
     return ensemble
 
 

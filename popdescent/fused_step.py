@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from popdescent.dataset_inputs import is_stream
+from popdescent.live_regularization import smoothed_loss
 from popdescent.validation import check_integer
 
 __all__ = ["FusedTrainStep"]
@@ -188,7 +189,11 @@ class FusedTrainStep:
     def _penalised_loss(self, index, x, y, sample_weight):
         member = self.members[index]
         y_pred = member(x, training=True)
-        loss = member.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        smoothing = self.live_hyperparameters.regularization.get("label_smoothing")
+        if smoothing is None:
+            loss = member.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        else:
+            loss = smoothed_loss(member, y, y_pred, sample_weight, smoothing[index])
         l2 = self.live_hyperparameters.l2
         if l2 is not None and self._l2_kernels[index]:
             squares = ops.sum(ops.stack([ops.sum(ops.square(k)) for k in self._l2_kernels[index]]))

@@ -4,7 +4,8 @@ The compiled train step reads these variables, so a strategy's `assign` takes ef
 next step with no recompilation and no retrace. Which variable a name means: `learning_rate`
 and any other optimizer attribute held in a variable are the member optimizer's own; `l2`,
 `loss_scale` and `learning_rate_decay` are variables of the population that its train step
-reads; a name with an `Inert` prior gets a variable that nothing reads (kept, mutated and
+reads; `dropout`, `augmentation` and `label_smoothing` are variables that each member's
+layers and loss read (`popdescent.live_regularization`); a name with an `Inert` prior gets a variable that nothing reads (kept, mutated and
 recorded only).
 
 The learning rate is held three times: each member's *base* rate (what strategies mutate and
@@ -24,13 +25,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from popdescent import live_regularization
 from popdescent.hyperparameters import Fixed, Inert, LogUniform, as_prior
+from popdescent.live_regularization import REGULARIZATION_NAMES
 from popdescent.validation import check_number
 
 __all__ = ["LiveHyperparameters"]
 
 # Names the population's train step reads itself rather than through an optimizer.
-POPULATION_NAMES = ("l2", "loss_scale", "learning_rate_decay")
+POPULATION_NAMES = ("l2", "loss_scale", "learning_rate_decay", *REGULARIZATION_NAMES)
 
 # The values an optimizer (or the l2 penalty) can take; a prior reaching outside is rejected
 # before training, not discovered as a NaN member later. (low, low is allowed, high, high is
@@ -42,6 +45,9 @@ _HYPERPARAMETER_RANGES = {
     "weight_decay": (0.0, True, np.inf, False),
     "epsilon": (0.0, False, np.inf, False),
     "learning_rate_decay": (0.0, False, 1.0, True),
+    "dropout": (0.0, True, 1.0, False),
+    "augmentation": (0.0, True, np.inf, False),
+    "label_smoothing": (0.0, True, 1.0, False),
 }
 
 
@@ -115,6 +121,9 @@ class LiveHyperparameters:
             name: [keras.Variable(0.0, trainable=False, name=f"{name}_{i}") for i in range(size)]
             for name, prior in self.priors.items() if isinstance(prior, Inert)
         }
+        # Name -> one variable per member, which that member's layers (or loss) read.
+        self.regularization = {name: [] for name in REGULARIZATION_NAMES if name in self.priors}
+        self._add_regularization(members, range(size))
         rates = [learning_rate_variable(member) for member in members]
         self.learning_rate_decay = None
         if "learning_rate_decay" in self.priors:
@@ -168,6 +177,10 @@ class LiveHyperparameters:
             prior = as_prior(name, prior)
             if isinstance(prior, Inert):
                 self._check_inert_name(name)
+            elif name in REGULARIZATION_NAMES:
+                for index, member in enumerate(self.members):
+                    live_regularization.check_regularizable(
+                        member, name, f"hyperparameters[{name!r}] (member {index})")
             elif name not in POPULATION_NAMES:
                 self._check_optimizer_hyperparameter(name)
             _check_prior_range(name, prior)
@@ -209,6 +222,8 @@ class LiveHyperparameters:
             return self.learning_rate_decay[index]
         if name in self.inert:
             return self.inert[name][index]
+        if name in self.regularization:
+            return self.regularization[name][index]
         if name == "learning_rate" and self.base_learning_rate is not None:
             return self.base_learning_rate[index]
         return getattr(self.members[index].optimizer, name)
@@ -315,6 +330,7 @@ class LiveHyperparameters:
         self.loss_scale = trim(self.loss_scale)
         self.learning_rate_decay = trim(self.learning_rate_decay)
         self.inert = {name: trim(values) for name, values in self.inert.items()}
+        self.regularization = {name: trim(values) for name, values in self.regularization.items()}
         self.base_learning_rate = trim(self.base_learning_rate)
         self.compiled_learning_rates = trim(self.compiled_learning_rates)
 
@@ -338,6 +354,7 @@ class LiveHyperparameters:
             self.learning_rate_decay.extend(
                 keras.Variable(1.0, trainable=False, name=f"learning_rate_decay_{i}")
                 for i in positions)
+        self._add_regularization(new_members, positions)
         self.compiled_learning_rates.extend(
             None if rate is None else float(ops.convert_to_numpy(rate)) for rate in rates)
         if self.base_learning_rate is not None:
@@ -348,6 +365,16 @@ class LiveHyperparameters:
                 keras.Variable(float(ops.convert_to_numpy(rate)), dtype=rate.dtype,
                                trainable=False, name=f"base_learning_rate_{i}")
                 for i, rate in zip(positions, rates))
+
+    def _add_regularization(self, members, positions) -> None:
+        """A variable per tuned regularization name for each of `members` (at `positions`),
+        starting at what the user wrote, and the member's layers bound to read it."""
+        for name, variables in self.regularization.items():
+            for member, position in zip(members, positions):
+                variable = keras.Variable(live_regularization.initial_value(member, name),
+                                          trainable=False, name=f"{name}_{position}")
+                live_regularization.bind(member, name, variable)
+                variables.append(variable)
 
     def assign(self, index, values: dict) -> None:
         """Assigns `values` (name -> number) to member `index`, clipped to the priors' bounds."""
@@ -376,7 +403,8 @@ class LiveHyperparameters:
     def own_variables(self) -> list:
         """The variables this object created (not the optimizers'), in a fixed order: l2,
         loss_scale, each inert name's, the base learning rates, the schedule multiplier, the
-        learning-rate decays."""
+        learning-rate decays, then the regularization names' (last, so that a population
+        tuning none of them keeps the order its backups were written in)."""
         variables = list(self.l2 or []) + list(self.loss_scale or [])
         for inert in self.inert.values():
             variables.extend(inert)
@@ -384,4 +412,6 @@ class LiveHyperparameters:
         if self.learning_rate_multiplier is not None:
             variables.append(self.learning_rate_multiplier)
         variables.extend(self.learning_rate_decay or [])
+        for values in self.regularization.values():
+            variables.extend(values)
         return variables

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import keras
 
+from popdescent.live_regularization import carry_values
+
 __all__ = ["ReturnedModels"]
 
 
@@ -25,10 +27,13 @@ class ReturnedModels:
         from popdescent.finished import FinishedMember, finished_copy
 
         origin = int(self.origins[slot])
+        hyperparameters = self.hyperparameters_of(slot)
+        model = finished_copy(self.members[slot], weights, origin)
+        carry_values(model, hyperparameters)
         entry = FinishedMember(
-            origin=origin, model=finished_copy(self.members[slot], weights, origin),
+            origin=origin, model=model,
             loss=float(loss), gradient_steps=int(gradient_steps),
-            hyperparameters=self.hyperparameters_of(slot), start=str(start),
+            hyperparameters=hyperparameters, start=str(start),
             start_point=start_point, own_steps=None if own_steps is None else int(own_steps))
         self.set_finished([*self.finished_members, entry])
         return entry
@@ -43,8 +48,10 @@ class ReturnedModels:
     def best_model(self) -> keras.Model:
         """A plain compiled `keras.Model`: an independent copy of the fittest member, compiled
         like it with an optimizer at its live learning rate (its base rate times the scale of
-        Keras' learning-rate callbacks; fresh optimizer state). After members finished
-        (`finished_members`), the finished member with the lowest validation loss."""
+        Keras' learning-rate callbacks; fresh optimizer state), its layers at its tuned
+        dropout and augmentation (`popdescent.live_regularization.carry_values`). After
+        members finished (`finished_members`), the finished member with the lowest validation
+        loss."""
         if self.finished_members:
             return self._best_finished_copy()
         index = self.best_index()
@@ -52,6 +59,7 @@ class ReturnedModels:
         copy = keras.models.clone_model(member)
         copy.set_weights(member.get_weights())
         copy.compile_from_config(member.get_compile_config())
+        carry_values(copy, self.hyperparameters_of(index))
         if "learning_rate" in self.priors:
             # The base rate times the scale Keras' learning-rate callbacks set (as a model's
             # optimizer keeps what ReduceLROnPlateau set), not the budget schedule's last value.
