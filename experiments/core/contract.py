@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from experiments.core.models import INPUT_SHAPES, build_model, guess_regularization
+from experiments.core.models import GUESSES, INPUT_SHAPES, build_model, guess_regularization
 from experiments.core.validation import check_choice, check_positive_number, is_number
 
 __all__ = [
@@ -63,6 +63,8 @@ __all__ = [
     "model_name",
     "build_context_model",
     "user_regularization",
+    "regularization_priors",
+    "REGULARIZATION_BOUNDS",
 ]
 
 DATASETS = ("fmnist", "cifar10")
@@ -242,6 +244,32 @@ def learning_rate_prior(context: MethodContext):
     from popdescent import LogUniform
 
     return LogUniform(*learning_rate_range(context), bounds=learning_rate_bounds(context))
+
+
+# Where the population's regularization priors start (narrowly around the user's guess) and
+# how far mutation may walk (issue 38): from the bad guess it must walk out by selection.
+REGULARIZATION_BOUNDS = {"dropout": (0.0, 0.9), "augmentation": (0.0, 5.0),
+                         "label_smoothing": (0.0, 0.3)}
+
+
+def regularization_priors(context: MethodContext) -> dict:
+    """The online methods' priors of the user's regularization, with `options["guess"]`:
+    dropout uniform within 0.1 of the guess, the augmentation magnitude in [0.8, 1.2] (1 is
+    the guess), label smoothing in [0, 0.05]; each mutating within `REGULARIZATION_BOUNDS`.
+    Empty without a guess (the model has no dropout or augmentation layer)."""
+    from popdescent import Uniform
+
+    guess = context.options.get("guess")
+    if guess is None:
+        return {}
+    check_choice("options['guess']", guess, tuple(GUESSES))
+    dropout = GUESSES[guess]["dropout"]
+    return {
+        "dropout": Uniform(max(0.0, dropout - 0.1), dropout + 0.1,
+                           bounds=REGULARIZATION_BOUNDS["dropout"]),
+        "augmentation": Uniform(0.8, 1.2, bounds=REGULARIZATION_BOUNDS["augmentation"]),
+        "label_smoothing": Uniform(0.0, 0.05, bounds=REGULARIZATION_BOUNDS["label_smoothing"]),
+    }
 
 
 def geometric_middle(low: float, high: float) -> float:

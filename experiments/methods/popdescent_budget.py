@@ -13,7 +13,9 @@ before 2026-11-30), `options["commit_early"]` (true/false) the library's `commit
 `options["restore_best_weights"]` (true/false) its `restore_best_weights` and
 `options["cooldown_patience"]` (an integer, or null for none) its `cooldown_patience`,
 `options["width"]` ("children", "fresh" or null) and `options["width_members"]` its width
-phase's. The survivor's
+phase's; `options["selection"]="random"` is the control that keeps and copies members at
+random. With `options["guess"]` the user's model carries dropout and augmentation, and the
+population tunes them and label smoothing too (`regularization_priors`). The survivor's
 checkpoint is checked at `adam`'s cadence (`restore_best_every` = one check per
 `steps_per_iteration * population_size` member-steps), so both choose among as many
 checkpoints on the same validation half. Records made before 2026-12-01 returned the final
@@ -45,9 +47,11 @@ from experiments.core.contract import (
     learning_rate_prior,
     learning_rate_range,
     make_optimizer,
+    regularization_priors,
 )
 from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
 from experiments.methods.population import BestMemberCurve, lineage_summary
+from experiments.methods.random_selection import RandomSelectionFitness
 from popdescent import BackupAndRestore, LogUniform, Population, PopDescent
 
 # The harness options that reach `PopDescent(budget_aware=True)` as its own arguments.
@@ -91,6 +95,7 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
     hyperparameters = {"learning_rate": learning_rate_prior(context)}  # validates options
     if context.regularization:
         hyperparameters["l2"] = LogUniform(*L2_RANGE)
+    hyperparameters.update(regularization_priors(context))
     compiled_rate = geometric_middle(*learning_rate_range(context))
     keras.utils.set_random_seed(context.seed)
 
@@ -106,6 +111,7 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
     # options["rungs"]: (progress, members kept) pairs instead of the default 5 -> 2 -> 1 at
     # 5 % and 20 %; options["commit_early"]: see PopDescent (it checks both before training).
     variant = {name: context.options[name] for name in BUDGET_OPTIONS if name in context.options}
+    variant.update(selection_option(context))
     strategy = PopDescent(elites=budget.elites, cv_batch_size=budget.cv_batch_size,
                           budget_aware=True, range_test=range_test,
                           restore_best_every=budget.steps_per_iteration * budget.population_size,
@@ -152,6 +158,19 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
     return MethodResult(model=population.best_model(), gradient_steps=population.gradient_steps,
                         curve=list(curve.points), details=details, resumed=curve.resumed,
                         extra_models={"ensemble": ensemble, "soup": soup})
+
+
+SELECTIONS = ("fitness", "random")
+
+
+def selection_option(context: MethodContext) -> dict:
+    """`options["selection"]`: "fitness" (default) or "random", the control that keeps and
+    copies members at random (`RandomSelectionFitness`, seeded by the run's seed)."""
+    selection = context.options.get("selection", "fitness")
+    if selection not in SELECTIONS:
+        raise ValueError(f"options['selection'] must be one of {list(SELECTIONS)}, got "
+                         f"{selection!r}")
+    return {} if selection == "fitness" else {"fitness": RandomSelectionFitness(context.seed)}
 
 
 def returned_member(population) -> dict:
