@@ -116,3 +116,12 @@ class ReturnedModels:
 
         return lineage_schedule(self, self.best_index() if index is None else index)
 
+    def exported_hyperparameters(self, index=None) -> dict:
+        """Name -> the value of every tuned hyperparameter (learning rate as it ran, dropout,
+        augmentation, label smoothing, L2, ...) at each of member `index`'s (default the
+        fittest's) own gradient steps, through every copy from a parent: what one fresh model
+        replays to train as the member did (see `popdescent.schedules.lineage_values`)."""
+        from popdescent.schedules import lineage_values
+
+        return lineage_values(self, self.best_index() if index is None else index)
+

@@ -23,7 +23,7 @@ from popdescent.cooldown import StallCooldown
 from popdescent.validation import check_fraction
 
 __all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "ancestry",
-           "lineage_schedule"]
+           "lineage_schedule", "lineage_values"]
 
 
 class BudgetSchedule:
@@ -157,10 +157,19 @@ def _values_during(population, position, slot):
 def lineage_schedule(population, index):
     """(`StepwiseSchedule` of member `index`'s learning rate per own gradient step, its L2
     rate per step as a list or None). Needs a lineage written by a strategy callback."""
-    if not population.lineage or getattr(population, "lineage_start", None) is None:
-        raise ValueError("no lineage yet: fit the population with a strategy callback first")
+    _check_lineage(population)
     if "learning_rate" not in population.priors:
         raise ValueError("the learning rate is not a tuned hyperparameter of this population")
+    values = lineage_values(population, index)
+    return StepwiseSchedule(values["learning_rate"]), values.get("l2")
+
+
+def lineage_values(population, index) -> dict:
+    """Name -> the value of every tuned hyperparameter at each of member `index`'s own
+    gradient steps that its weights still hold, through every copy from a parent: the
+    learning rate as it ran (its base times the schedule or cool-down), the others as set.
+    What a fresh model replays to retrace the member (`Population.exported_hyperparameters`)."""
+    _check_lineage(population)
     if "learning_rate_decay" in population.priors:
         # decay^t counts the steps since each optimizer (re)started, which the lineage does
         # not record through copies and restarts: a replay would be wrong, so none is given.
@@ -172,16 +181,22 @@ def lineage_schedule(population, index):
             "the horizon (the width phase): its learning rate is its wave's line, recorded "
             "in the lineage's 'width_wave' entry, not a schedule the lineage replays")
     multiplier = _multiplier_at(population)
-    steps, rates, l2 = [], [], [] if "l2" in population.priors else None
+    names = list(population.priors)
+    steps, per_step = [], {name: [] for name in names}
     for start, end, size, values in ancestry(population, index):
         for step in range(start, end, size):
             steps.append(step)
-            rates.append(values["learning_rate"] * multiplier(step))
-            if l2 is not None:
-                l2.append(values["l2"])
+            for name in names:
+                value = values[name]
+                per_step[name].append(value * multiplier(step) if name == "learning_rate"
+                                      else value)
     kept = [i for i, step in enumerate(steps) if not _undone(population.lineage, step)]
-    return (StepwiseSchedule([rates[i] for i in kept]),
-            None if l2 is None else [l2[i] for i in kept])
+    return {name: [series[i] for i in kept] for name, series in per_step.items()}
+
+
+def _check_lineage(population):
+    if not population.lineage or getattr(population, "lineage_start", None) is None:
+        raise ValueError("no lineage yet: fit the population with a strategy callback first")
 
 
 def _multiplier_at(population):

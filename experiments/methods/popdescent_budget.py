@@ -177,7 +177,9 @@ def returned_member(population) -> dict:
     """Who `best_model()` returns: its origin and hyperparameters, how many own steps its
     weights hold and (for a member of the depth phase) its learning rate every 64th of them
     (the full per-step schedule is `population.exported_schedule`; before 2026-12-02 it also
-    counted the steps after a restored checkpoint). After a width phase it is the finished
+    counted the steps after a restored checkpoint), and every tuned hyperparameter's value at
+    each of those steps (`exported_hyperparameters`, run-length coded: what the replay control
+    trains one fresh model with). After a width phase it is the finished
     member with the lowest validation loss, whose schedule is its wave's line."""
     if population.finished_members:
         best = min(population.finished_members, key=lambda entry: entry.loss)
@@ -185,8 +187,23 @@ def returned_member(population) -> dict:
                 "returned_start": best.start, "exported_schedule_sample": None,
                 "own_gradient_steps": best.own_steps}
     best = population.best_index()
-    schedule, _ = population.exported_schedule(best)
+    values = population.exported_hyperparameters(best)
+    rates = values["learning_rate"]
     return {"best_member_origin": population.origins[best],
             "hyperparameters": population.hyperparameters_of(best),
-            "exported_schedule_sample": schedule.values[:: max(1, len(schedule.values) // 64)],
-            "own_gradient_steps": len(schedule.values)}
+            "exported_schedule_sample": rates[:: max(1, len(rates) // 64)],
+            "exported_hyperparameters": {name: run_lengths(series)
+                                         for name, series in values.items()},
+            "own_gradient_steps": len(rates)}
+
+
+def run_lengths(series) -> list:
+    """[[value, count], ...]: `series` with each run of equal values written once (a
+    replay's schedule of a few thousand steps changes at a few dozen)."""
+    runs = []
+    for value in series:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([float(value), 1])
+    return runs
