@@ -28,8 +28,8 @@ import warnings
 import keras
 from keras import ops
 
-__all__ = ["REGULARIZATION_NAMES", "check_regularizable", "bind", "carry_values",
-           "initial_value", "smoothed_loss", "regularization_layers"]
+__all__ = ["REGULARIZATION_NAMES", "LabelSmoothedCrossentropy", "check_regularizable", "bind",
+           "carry_values", "initial_value", "smoothed_loss", "regularization_layers"]
 
 REGULARIZATION_NAMES = ("dropout", "augmentation", "label_smoothing")
 
@@ -195,25 +195,58 @@ def bind(model, name, variable) -> None:
         (_bind_dropout if name == "dropout" else _bind_augmentation)(layer, variable)
 
 
+class LabelSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy on smoothed targets (1 - e) * one_hot + e / K, for sparse (integer) or
+    one-hot labels, with e a number or a `keras.Variable` read at every call (a live
+    hyperparameter): what `keras.losses.CategoricalCrossentropy(label_smoothing=e)` computes,
+    which Keras' sparse cross-entropy cannot.
+
+    Args:
+        smoothing: e in [0, 1), or a variable holding it.
+        sparse: True for integer labels, False for one-hot ones.
+        from_logits: whether predictions are logits.
+        reduction, name: as for any Keras loss.
+    """
+
+    def __init__(self, smoothing=0.0, sparse=True, from_logits=False,
+                 reduction="sum_over_batch_size", name="label_smoothed_crossentropy"):
+        super().__init__(reduction=reduction, name=name)
+        if not isinstance(smoothing, keras.Variable) and not 0 <= float(smoothing) < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        self.smoothing = smoothing
+        self.sparse = bool(sparse)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        num_classes = ops.shape(y_pred)[-1]
+        targets = y_true
+        if self.sparse:
+            labels = ops.cast(y_true, "int32")
+            if len(labels.shape) == len(y_pred.shape):
+                labels = ops.squeeze(labels, axis=-1)
+            targets = ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
+        smoothing = ops.cast(self.smoothing, y_pred.dtype)
+        targets = (ops.cast(targets, y_pred.dtype) * (1.0 - smoothing)
+                   + smoothing / ops.cast(num_classes, y_pred.dtype))
+        return keras.losses.categorical_crossentropy(targets, y_pred,
+                                                     from_logits=self.from_logits)
+
+    def get_config(self):
+        smoothing = self.smoothing
+        if isinstance(smoothing, keras.Variable):
+            smoothing = float(ops.convert_to_numpy(smoothing))
+        return {**super().get_config(), "smoothing": float(smoothing), "sparse": self.sparse,
+                "from_logits": self.from_logits}
+
+
 def smoothed_loss(model, y, y_pred, sample_weight, smoothing):
     """`model`'s cross-entropy with labels smoothed by `smoothing` (a scalar tensor),
     reduced as its compiled loss reduces, plus the model's own losses (kernel regularizers),
     as `model.compute_loss` adds them."""
     sparse, from_logits = _crossentropy(model)
-    num_classes = ops.shape(y_pred)[-1]
-    targets = y
-    if sparse:
-        labels = ops.cast(y, "int32")
-        if len(labels.shape) == len(y_pred.shape):
-            labels = ops.squeeze(labels, axis=-1)
-        targets = ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
-    targets = ops.cast(targets, y_pred.dtype)
-    smoothing = ops.cast(smoothing, y_pred.dtype)
-    targets = targets * (1.0 - smoothing) + smoothing / ops.cast(num_classes, y_pred.dtype)
     reduction = getattr(model.loss, "reduction", "sum_over_batch_size")
-    crossentropy = keras.losses.CategoricalCrossentropy(from_logits=from_logits,
-                                                        reduction=reduction)
-    loss = crossentropy(targets, y_pred, sample_weight=sample_weight)
+    crossentropy = LabelSmoothedCrossentropy(smoothing, sparse, from_logits, reduction)
+    loss = crossentropy(y, y_pred, sample_weight=sample_weight)
     if model.losses:
         loss = loss + ops.cast(ops.sum(ops.stack(model.losses)), loss.dtype)
     return loss

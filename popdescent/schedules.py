@@ -111,11 +111,11 @@ class StepwiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.values = [float(v) for v in values]
         if not self.values:
             raise ValueError("values must hold at least one learning rate, got []")
-        self._table = None
+        # Made here, eagerly: a table first made inside one traced function cannot be read
+        # from another (Keras' fit traces its step inside a multi-step function).
+        self._table = ops.convert_to_tensor(np.asarray(self.values, np.float32))
 
     def __call__(self, step):
-        if self._table is None:
-            self._table = ops.convert_to_tensor(np.asarray(self.values, np.float32))
         index = ops.minimum(ops.cast(step, "int32"), len(self.values) - 1)
         return ops.take(self._table, index)
 

@@ -26,6 +26,7 @@ METHODS = {
     "adam-decay": "experiments.methods.adam:run_decayed",
     "adam-decay-ensemble": "experiments.methods.independent_ensemble:run",
     "adam-decay-rt": "experiments.methods.range_tested:run",
+    "adam-replay": "experiments.methods.replay:run",
     "popdescent": "experiments.methods.popdescent:run",
     "popdescent-budget": "experiments.methods.popdescent_budget:run",
     "popdescent-budget-rt": "experiments.methods.popdescent_budget:run_with_range_test",

@@ -196,3 +196,24 @@ def test_a_population_tuning_none_of_them_binds_nothing(images):
     dropout = [layer for layer in pop.member(0).layers if isinstance(layer, keras.layers.Dropout)]
     assert "call" not in vars(dropout[0])  # the layer's own class method, untouched
     assert pop.live_hyperparameters.regularization == {}
+
+
+def test_every_tuned_hyperparameter_is_exported_per_step_and_replays_in_a_plain_fit(images):
+    x, y, x_val, y_val = images
+    pop = pd.Population(image_model(), size=3, seed=5, hyperparameters=REGULARIZED)
+    pop.fit(x, y, batch_size=16, epochs=3, steps_per_epoch=2, verbose=0,
+            validation_data=(x_val, y_val), callbacks=[pd.PopDescent(elites=1, cv_batch_size=16)])
+    best = pop.best_index()
+    exported = pop.exported_hyperparameters(best)
+    assert sorted(exported) == sorted(REGULARIZED)
+    assert {len(series) for series in exported.values()} == {6}  # 3 iterations of 2 steps
+    assert exported["learning_rate"] == list(pop.exported_schedule(best)[0].values)
+    # The fittest is an elite: it trained its last iteration at the values it holds now.
+    for name in ("dropout", "augmentation", "label_smoothing"):
+        assert exported[name][-1] == pytest.approx(pop.hyperparameters_of(best)[name])
+    replay = image_model()
+    replay.compile(optimizer=keras.optimizers.Adam(pd.StepwiseSchedule(exported["learning_rate"])),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    replay.fit(np.concatenate([x, x_val]), np.concatenate([y, y_val]), batch_size=16, epochs=1,
+               verbose=0)
+    assert int(replay.optimizer.iterations.numpy()) == 6
