@@ -20,7 +20,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from popdescent.array_inputs import count_examples, take
+from popdescent.inputs.array_inputs import count_examples, take
 from popdescent.validation import check_integer
 
 __all__ = ["greedy_selection", "takes_logits", "mixable_outputs", "mixture_loss",

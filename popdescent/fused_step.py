@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from popdescent.dataset_inputs import is_stream
+from popdescent.inputs.dataset_inputs import is_stream
 from popdescent.validation import check_integer
 
 __all__ = ["FusedTrainStep"]

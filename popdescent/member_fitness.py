@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from popdescent.array_inputs import count_examples, take
+from popdescent.inputs.array_inputs import count_examples, take
 from popdescent.selection import inverse_loss_fitness, sanitize_fitness
 
 __all__ = ["MemberFitness"]

@@ -34,7 +34,7 @@ from popdescent.population_optimizer import (
     PopulationOptimizer,
     learning_rate_floor,
 )
-from popdescent.training_data import (
+from popdescent.inputs.training_data import (
     check_validation_freq,
     pop_input_keywords,
     training_batches,
@@ -278,7 +278,7 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, Retu
         permutation per pass, wrapping around; a finite dataset is repeated: each iteration
         runs exactly `steps_per_epoch` steps (default: one pass; required for input of unknown
         length). A resume replays arrays exactly and re-reads a dataset or generator, skipping
-        the steps reached (`popdescent.dataset_inputs` says more).
+        the steps reached (`popdescent.inputs.dataset_inputs` says more).
 
         Strategy callbacks run first, so that the others (TensorBoard, EarlyStopping, ...)
         see the fitness they log; a `popdescent.BackupAndRestore` callback runs last (each

@@ -8,7 +8,7 @@ import math
 import keras
 import numpy as np
 
-from popdescent.array_inputs import count_examples, take
+from popdescent.inputs.array_inputs import count_examples, take
 from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
 from popdescent.validation import check_integer, is_population
 

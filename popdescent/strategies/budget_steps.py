@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from popdescent.array_inputs import take
+from popdescent.inputs.array_inputs import take
 from popdescent.strategies.budget_aware import due_size, plan_shrink
 from popdescent.strategies.replacement import ReplacementPlan, plan_replacement
 

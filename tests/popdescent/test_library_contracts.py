@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import popdescent as pd
-from popdescent.training_data import batch_indices
+from popdescent.inputs.training_data import batch_indices
 from tests.helpers.models import fast_model, toy_problem
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
-from popdescent.training_data import batch_indices
+from popdescent.inputs.training_data import batch_indices
 
 
 def weights_of(member):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from popdescent.dataset_inputs import stream_source, with_class_weight
+from popdescent.inputs.dataset_inputs import stream_source, with_class_weight
 
 X = np.arange(96 * 2, dtype="float32").reshape(96, 2)
 Y = np.arange(96, dtype="int32")

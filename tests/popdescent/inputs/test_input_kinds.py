@@ -8,7 +8,7 @@ import tensorflow as tf
 from tests.helpers.models import fast_model, toy_problem
 
 import popdescent as pd
-from popdescent.dataset_inputs import fitness_pool
+from popdescent.inputs.dataset_inputs import fitness_pool
 
 X, Y, X_VAL, Y_VAL = toy_problem()
 BATCH, STEPS, SIZE = 16, 3, 3

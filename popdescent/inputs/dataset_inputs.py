@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from popdescent.array_inputs import (
+from popdescent.inputs.array_inputs import (
     class_weight_table,
     class_weight_to_sample_weight,
     lists_to_tuples,

@@ -2,10 +2,10 @@
 
 Keras' array input ends an epoch early when the data runs out, so `steps_per_epoch * epochs`
 is not what runs. Here every iteration gets exactly `steps_per_epoch` batches from an endless
-stream. Arrays (or lists and dicts of them, checked by `popdescent.array_inputs`) are drawn
+stream. Arrays (or lists and dicts of them, checked by `popdescent.inputs.array_inputs`) are drawn
 from seeded permutations: pass p uses its own permutation of the data, a pure function of
 (seed, p), so a resumed run can start at any step and see the same batches. Streamed input
-(`tf.data`, PyDataset, generators) is repeated by `popdescent.dataset_inputs`.
+(`tf.data`, PyDataset, generators) is repeated by `popdescent.inputs.dataset_inputs`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from popdescent import array_inputs, dataset_inputs
+from popdescent.inputs import array_inputs, dataset_inputs
 from popdescent.validation import check_fraction, check_integer
 
 
@@ -26,7 +26,7 @@ class FitData:
 
     `x`, `y` and `sample_weight` are array structures (`sample_weight` holds the class
     weights too), or None when the input is streamed (`source`, see
-    `popdescent.dataset_inputs`). `validation` is the (x, y) array pool strategies draw fitness
+    `dataset_inputs`). `validation` is the (x, y) array pool strategies draw fitness
     batches from; `keras_validation` what Keras validates on; `x_spec`/`y_spec` structures of
     arrays or `tf.TensorSpec`s giving the inputs' and targets' shapes and dtypes."""
 
@@ -261,7 +261,7 @@ def index_batches(data: FitData, seed: int, start_step=0) -> tf.data.Dataset:
 def training_batches(data: FitData, seed: int, start_step=0) -> tf.data.Dataset:
     """The endless stream of training batches from global step `start_step` (int or callable):
     arrays through the seeded permutations of `index_batches`, streamed input through its own
-    order (see `popdescent.dataset_inputs` for what a resume replays)."""
+    order (see `popdescent.inputs.dataset_inputs` for what a resume replays)."""
     if data.source is None:
         return index_batches(data, seed, start_step)
     return data.source.stream(start_step)

@@ -1,4 +1,5 @@
-"""Tests of popdescent.datasets: on the real files where present, on tiny written copies always."""
+"""Tests of popdescent.inputs.datasets: on the real files where present, on tiny written copies
+always."""
 
 import datetime
 import gzip
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from popdescent.datasets import (
+from popdescent.inputs.datasets import (
     SYSTEM_FMNIST_DIR,
     DatasetNotFoundError,
     DatasetSplits,
@@ -18,7 +19,7 @@ from popdescent.datasets import (
 )
 from tests.helpers.data import skip_without_data
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CIFAR_BASE = Path(os.environ.get("POPDESCENT_DATA") or REPO_ROOT.parent / "shared" / "datasets")
 CIFAR_DIR = CIFAR_BASE / "cifar-10-batches-py"
 
