@@ -21,7 +21,7 @@ from popdescent.hyperparameters import (
 )
 from popdescent.member_board import MemberBoard
 from popdescent.population import Population, load_population
-from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
+from popdescent.returned.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import (
     PBT,
     BernoulliPolicy,

@@ -1,8 +1,8 @@
 """`ReturnedModels`: what a `Population` gives back after training.
 
 A mixin of `Population`, as `Resizing` is: the best member as a plain compiled model, the
-members mixed into an ensemble or averaged into a soup (`popdescent.population_ensembles`),
-a member's learning rate replayed as a schedule (`popdescent.schedules`), and the members a
+members mixed into an ensemble or averaged into a soup (`popdescent.returned.population_ensembles`),
+a member's learning rate replayed as a schedule (`popdescent.returned.schedules`), and the members a
 strategy has finished (`popdescent.finished`), among which all of these choose once there are
 any. It reads the population's `members`, `fitness`, `priors` and `live_hyperparameters`.
 """
@@ -61,7 +61,7 @@ class ReturnedModels:
 
     def ensemble_model(self, k=None, validation_data=None, selection="greedy") -> keras.Model:
         """One compiled `keras.Model` mixing the predictions of several members (probabilities
-        averaged for a classifier; see `popdescent.ensemble`).
+        averaged for a classifier; see `popdescent.returned.ensemble`).
 
         Args:
             k: at most this many members (default: all of them). With "greedy", at most `k`
@@ -76,7 +76,7 @@ class ReturnedModels:
         The model has `members_chosen` (the member indices it mixes) and `member_weights`
         (each one's share of the mixture).
         """
-        from popdescent.population_ensembles import ensemble_of_members
+        from popdescent.returned.population_ensembles import ensemble_of_members
 
         return ensemble_of_members(self, k, validation_data, selection)
 
@@ -94,17 +94,18 @@ class ReturnedModels:
         """One plain compiled `keras.Model` whose weights average members that share a starting
         point: the greedy soup of Wortsman et al. (2022) over the finished members that started
         from the best one's weights, each kept only when it lowers the validation loss; the
-        best member alone when none does (see `popdescent.soup`). The model has
+        best member alone when none does (see `popdescent.returned.soup`). The model has
         `members_chosen` (the origins averaged)."""
-        from popdescent.population_ensembles import soup_of_members
+        from popdescent.returned.population_ensembles import soup_of_members
 
         return soup_of_members(self, validation_data)
 
     def exported_schedule(self, index=None):
         """The learning rate member `index` (default the fittest) trained with at each of its
         gradient steps, through every copy from a parent, as a Keras LearningRateSchedule,
-        and its L2 rate per step (None when l2 is not tuned); see `popdescent.schedules`."""
-        from popdescent.schedules import lineage_schedule
+        and its L2 rate per step (None when l2 is not tuned); see
+        `popdescent.returned.schedules`."""
+        from popdescent.returned.schedules import lineage_schedule
 
         return lineage_schedule(self, self.best_index() if index is None else index)
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from popdescent.cooldown import StallCooldown
+from popdescent.returned.cooldown import StallCooldown
 from popdescent.validation import check_fraction
 
 __all__ = ["BudgetSchedule", "ScheduledLearningRate", "StepwiseSchedule", "ancestry",
@@ -186,7 +186,7 @@ def lineage_schedule(population, index):
 
 def _multiplier_at(population):
     """step -> the factor on the base rate at global member-step `step`: the population's
-    schedule, or a budget-aware survivor's cool-down (`popdescent.cooldown`) during it."""
+    schedule, or a budget-aware survivor's cool-down (`popdescent.returned.cooldown`) during it."""
     schedule = getattr(population, "learning_rate_schedule", None)
     start = population.lineage_start
     final = 0.0 if schedule is None else schedule.final

@@ -1,6 +1,6 @@
 """A population's members combined into one model: mixed (`Population.ensemble_model`) or
 averaged (`Population.soup_model`): which members, chosen how, on which data. The mixing and
-the averaging themselves are `popdescent.ensemble`'s and `popdescent.soup`'s.
+the averaging themselves are `popdescent.returned.ensemble`'s and `popdescent.returned.soup`'s.
 
 The candidates are the finished members (`Population.finished_members`) once there are any,
 else the members in training."""
@@ -11,8 +11,13 @@ import numpy as np
 
 import keras
 
-from popdescent.ensemble import mixture_loss, mixture_model, mixable_outputs, select_mixture
-from popdescent.soup import average_weights, greedy_soup
+from popdescent.returned.ensemble import (
+    mixture_loss,
+    mixture_model,
+    mixable_outputs,
+    select_mixture,
+)
+from popdescent.returned.soup import average_weights, greedy_soup
 from popdescent.validation import check_integer
 
 __all__ = ["ensemble_of_members", "soup_of_members", "candidates", "SELECTIONS"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import popdescent as pd
-from popdescent.cooldown import CooldownLearningRate, RewindPoints, StallCooldown
+from popdescent.returned.cooldown import CooldownLearningRate, RewindPoints, StallCooldown
 from tests.helpers.callbacks import Interrupt
 from tests.helpers.models import make_model
 from tests.helpers.survivor import checks, overfitting_population, survivor_fit

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from popdescent.ensemble import greedy_selection
-from popdescent.soup import average_weights, greedy_soup
+from popdescent.returned.ensemble import greedy_selection
+from popdescent.returned.soup import average_weights, greedy_soup
 
 
 def cross_entropy(labels):
