@@ -20,7 +20,7 @@ from popdescent.hyperparameters import (
     Uniform,
 )
 from popdescent.member_board import MemberBoard
-from popdescent.population import Population, load_population
+from popdescent.population.population import Population, load_population
 from popdescent.returned.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import (
     PBT,

@@ -20,7 +20,7 @@ import zlib
 import keras
 import numpy as np
 
-from popdescent.finished import finished_state, restore_finished
+from popdescent.population.finished import finished_state, restore_finished
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.validation import check_integer, is_population
 

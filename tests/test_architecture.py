@@ -87,7 +87,7 @@ def test_no_module_imports_a_layer_above_it():
 
 
 @pytest.mark.parametrize("module, source", [
-    ("popdescent.population", "from experiments.core import contract"),
+    ("popdescent.population.population", "from experiments.core import contract"),
     ("popdescent.strategies.base", "def f():\n    import baselines.esgd\n"),
     ("baselines.esgd", "from experiments.methods.population import build_population"),
     ("baselines.grid_search", "import experiments"),
@@ -101,8 +101,8 @@ def test_an_upward_import_is_caught(module, source):
 @pytest.mark.parametrize("module, source", [
     ("experiments.benchmark", "from experiments.methods import get_method"),
     ("experiments.methods.esgd", "from baselines.esgd import paper_esgd"),
-    ("baselines.esgd", "from popdescent.selection import rank_by_fitness"),
-    ("popdescent.population", "from .backup import BackupAndRestore"),
+    ("baselines.esgd", "from popdescent.population.selection import rank_by_fitness"),
+    ("popdescent.population.population", "from .backup import BackupAndRestore"),
 ])
 def test_a_downward_import_is_allowed(module, source):
     assert upward_imports(module, imported_modules(source, module)) == []

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from ray import tune
 
-from popdescent.members import add_weight_noise, check_compiled_model
+from popdescent.population.members import add_weight_noise, check_compiled_model
 from popdescent.ray.model_state import load_model_state, save_model_state
 from popdescent.ray.scheduler import RESTORE_KEY
 from popdescent.inputs.training_data import batch_indices

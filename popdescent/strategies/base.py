@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from popdescent.inputs.array_inputs import count_examples, take
-from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
+from popdescent.population.selection import fitness_weighted_parents, inverse_loss_fitness
 from popdescent.validation import check_integer, is_population
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from popdescent.returned.cooldown import StallCooldown
 from popdescent.returned.schedules import BudgetSchedule
-from popdescent.selection import rank_by_fitness, sanitize_fitness
+from popdescent.population.selection import rank_by_fitness, sanitize_fitness
 from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
 from popdescent.strategies.width import WIDTH_KINDS
 from popdescent.validation import check_integer, check_number

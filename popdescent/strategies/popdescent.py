@@ -6,7 +6,7 @@ import numpy as np
 
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
 from popdescent.returned.schedules import BudgetSchedule
-from popdescent.selection import inverse_loss_fitness
+from popdescent.population.selection import inverse_loss_fitness
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.budget_aware import BudgetAwareness
 from popdescent.strategies.budget_steps import BudgetAwareSteps

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from popdescent.inputs.array_inputs import count_examples, take
-from popdescent.selection import inverse_loss_fitness, sanitize_fitness
+from popdescent.population.selection import inverse_loss_fitness, sanitize_fitness
 
 __all__ = ["MemberFitness"]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from popdescent.selection import (
+from popdescent.population.selection import (
     fitness_weighted_parents,
     inverse_loss_fitness,
     rank_by_fitness,

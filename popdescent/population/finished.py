@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 import numpy as np
 
-from popdescent import members as members_lib
+from popdescent.population import members as members_lib
 
 __all__ = ["FinishedMember", "finished_copy", "finished_state", "restore_finished"]
 

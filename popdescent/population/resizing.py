@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from popdescent import members as members_lib
+from popdescent.population import members as members_lib
 
 __all__ = ["Resizing"]
 

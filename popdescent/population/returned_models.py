@@ -1,10 +1,11 @@
 """`ReturnedModels`: what a `Population` gives back after training.
 
 A mixin of `Population`, as `Resizing` is: the best member as a plain compiled model, the
-members mixed into an ensemble or averaged into a soup (`popdescent.returned.population_ensembles`),
-a member's learning rate replayed as a schedule (`popdescent.returned.schedules`), and the members a
-strategy has finished (`popdescent.finished`), among which all of these choose once there are
-any. It reads the population's `members`, `fitness`, `priors` and `live_hyperparameters`.
+members mixed into an ensemble or averaged into a soup
+(`popdescent.returned.population_ensembles`), a member's learning rate replayed as a schedule
+(`popdescent.returned.schedules`), and the members a strategy has finished
+(`popdescent.population.finished`), among which all of these choose once there are any. It
+reads the population's `members`, `fitness`, `priors` and `live_hyperparameters`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ReturnedModels:
         """Keeps an independent copy of member `slot` holding `weights` (its best check's,
         whose validation loss is `loss`) among `finished_members`; the member itself is
         untouched (a strategy lets it leave the fused step or restarts it)."""
-        from popdescent.finished import FinishedMember, finished_copy
+        from popdescent.population.finished import FinishedMember, finished_copy
 
         origin = int(self.origins[slot])
         entry = FinishedMember(

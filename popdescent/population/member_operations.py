@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from popdescent import members as members_lib
+from popdescent.population import members as members_lib
 
 __all__ = ["MemberOperations"]
 

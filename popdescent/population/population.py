@@ -19,17 +19,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from popdescent import members as members_lib
+from popdescent.population import members as members_lib
 from popdescent.backup import arrange_callbacks
-from popdescent.budget import MemberStepBudget, check_member_steps, planned_iterations
-from popdescent.fused_step import FusedTrainStep
-from popdescent.member_fitness import MemberFitness
-from popdescent.member_operations import MemberOperations
-from popdescent.resizing import Resizing
-from popdescent.returned_models import ReturnedModels
+from popdescent.population.budget import MemberStepBudget, check_member_steps, planned_iterations
+from popdescent.population.fused_step import FusedTrainStep
+from popdescent.population.member_fitness import MemberFitness
+from popdescent.population.member_operations import MemberOperations
+from popdescent.population.resizing import Resizing
+from popdescent.population.returned_models import ReturnedModels
 from popdescent.hyperparameters import prior_from_config
-from popdescent.live_hyperparameters import LiveHyperparameters
-from popdescent.population_optimizer import (
+from popdescent.population.live_hyperparameters import LiveHyperparameters
+from popdescent.population.population_optimizer import (
     LearningRateLog,
     PopulationOptimizer,
     learning_rate_floor,
@@ -58,7 +58,7 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, Retu
     Keras way. One epoch of `fit` is one iteration: every member takes `steps_per_epoch`
     gradient steps on the same batches; strategy callbacks act at the end of each epoch.
     Keras' learning-rate callbacks (ReduceLROnPlateau, LearningRateScheduler) scale every
-    member's rate alike through `pop.optimizer` (see `popdescent.population_optimizer`).
+    member's rate alike through `pop.optimizer` (see `popdescent.population.population_optimizer`).
 
     Args:
         model_or_builder: a compiled, built `keras.Model` (each member is a clone with its own
@@ -152,7 +152,8 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, Retu
         self.origins = list(range(self.size))
         self._origin_count = self.size  # origins ever held: the next new member's is this
         # Members that finished training and left the fused step, at their best check's
-        # weights (`popdescent.finished`); a tracked list of their models, which `save` writes.
+        # weights (`popdescent.population.finished`); a tracked list of their models, which
+        # `save` writes.
         self.finished_members = []
         self._finished_models = []
         self.member_step_budget = None  # set by fit(member_steps=...)
@@ -397,7 +398,7 @@ class Population(FusedTrainStep, MemberOperations, MemberFitness, Resizing, Retu
         )
         population.origins = list(origins)
         if config.get("finished"):  # their weights load with the population's
-            from popdescent.finished import restore_finished
+            from popdescent.population.finished import restore_finished
 
             population.set_finished(restore_finished({}, config["finished"], weights=False))
         population._origin_count = int(config.get("origin_count", max(origins) + 1))
