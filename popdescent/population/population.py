@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from popdescent.population import members as members_lib
-from popdescent.backup import arrange_callbacks
+from popdescent.callbacks.backup import arrange_callbacks
 from popdescent.population.budget import MemberStepBudget, check_member_steps, planned_iterations
 from popdescent.population.fused_step import FusedTrainStep
 from popdescent.population.member_fitness import MemberFitness

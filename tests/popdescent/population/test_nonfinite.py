@@ -7,7 +7,7 @@ import pytest
 from tests.helpers.models import make_model
 
 import popdescent as pd
-from popdescent.backup import BACKUP_FILE, read_backup
+from popdescent.callbacks.backup import BACKUP_FILE, read_backup
 from popdescent.strategies import plan_replacement
 
 HUGE = 1e30  # Adam steps of 1e30 overflow float32 logits within one iteration

@@ -13,10 +13,10 @@ import tensorflow as tf
 from tests.helpers.models import make_model
 
 import popdescent as pd
-from popdescent.backup import BACKUP_FILE, arrange_callbacks, read_backup
+from popdescent.callbacks.backup import BACKUP_FILE, arrange_callbacks, read_backup
 from tests.helpers.callbacks import Interrupt
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SCRIPT = os.path.join(REPO_ROOT, "tests", "helpers", "backup_run.py")
 EPOCHS = 12  # backup_run.EPOCHS
 
