@@ -1,2 +1,2 @@
-"""Keras callbacks that are not tuning strategies: BackupAndRestore (exact resume) and MemberBoard
-(one TensorBoard run per member). Imports population/, strategies/ and the layers below them."""
+"""Keras callbacks that are not tuning strategies: BackupAndRestore (an exact resume), MemberBoard
+(a TensorBoard run per member). May import strategies/, population/ and the rooms below them."""

@@ -1,7 +1,3 @@
-"""The Population model and what it is made of: the fused step, members and what may be done to
-them, fitness and selection, live hyperparameters, the optimizer façade, resizing, the member-step
-budget, finished members, the returned-model surface.
-
-Imports inputs/, returned/, hyperparameters and validation; never strategies/ (one exception,
-named in tests/test_architecture.py: `Population.fit` orders its callbacks with callbacks/backup).
-"""
+"""The Population model and its parts: fused step, members and their operations, fitness, live
+hyperparameters, optimizer, resizing, budget, finished members. May import inputs/, returned/,
+hyperparameters, validation; never strategies/ (one exception: tests/test_architecture.py)."""
