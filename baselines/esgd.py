@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from popdescent.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
+from popdescent.population.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
 from popdescent.strategies.base import PopulationStrategy
 
 __all__ = [

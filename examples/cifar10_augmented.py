@@ -4,7 +4,7 @@ crops, tuning each member's learning rate with PopDescent.
 The augmentation draws from stateless random ops whose seeds come from a seeded
 `tf.data.Dataset.random`, so the pipeline is deterministic: the same seed gives the same run,
 and a run resumed by `pd.BackupAndRestore` re-reads it and skips to the step it had reached.
-Needs CIFAR-10 on disk (`POPDESCENT_DATA` or `--data-dir`, see `popdescent.datasets`).
+Needs CIFAR-10 on disk (`POPDESCENT_DATA` or `--data-dir`, see `popdescent.inputs.datasets`).
 Usage: python examples/cifar10_augmented.py [--small] [--epochs N] [--data-dir DIR]
 `--small` (2,000 training images, 3 iterations of 5 steps, a narrow CNN) runs in seconds.
 """
@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 import popdescent as pd
-from popdescent.datasets import load_dataset
+from popdescent.inputs.datasets import load_dataset
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--small", action="store_true", help="a run of seconds, for tests")

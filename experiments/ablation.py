@@ -107,7 +107,7 @@ def jobs(scale, seeds, rows=ROW_NAMES, model="cnn") -> list:
 def load_data(scale, data_dir=None):
     """The ablation's data: a seeded 10k training subset and the validation and test halves;
     at smoke scale the harness's smoke data."""
-    from popdescent.datasets import load_dataset
+    from popdescent.inputs.datasets import load_dataset
 
     if scale == "smoke":
         return load_splits("fmnist", "smoke", data_dir=data_dir)

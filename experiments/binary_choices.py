@@ -34,7 +34,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import popdescent as pd  # noqa: E402
-from popdescent.datasets import load_dataset  # noqa: E402
+from popdescent.inputs.datasets import load_dataset  # noqa: E402
 from popdescent.strategies import binary_estimators as be  # noqa: E402
 
 SWITCHES = {  # sorted by name: the policy's coordinate order

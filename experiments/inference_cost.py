@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from experiments.core.evaluation import predict_logits  # noqa: E402
 from experiments.core.models import INPUT_SHAPES, build_model, paper_loss  # noqa: E402
-from popdescent.ensemble import mixture_model  # noqa: E402
+from popdescent.returned.ensemble import mixture_model  # noqa: E402
 
 
 def compiled(name, seed):

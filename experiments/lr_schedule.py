@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from popdescent.datasets import load_dataset  # noqa: E402
+from popdescent.inputs.datasets import load_dataset  # noqa: E402
 from popdescent.strategies import gradient_estimators as ge  # noqa: E402
 
 HIDDEN = 32

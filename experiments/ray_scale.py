@@ -27,7 +27,7 @@ import keras
 from experiments.core.models import build_model, paper_loss
 from experiments.core.records import atomic_write_text
 from popdescent import LogUniform, PopDescent, Population
-from popdescent.datasets import load_dataset
+from popdescent.inputs.datasets import load_dataset
 
 # (train examples, steps per report, reports of a population of 5): the budget is
 # 5 x steps x reports member-steps.

@@ -75,7 +75,7 @@ def sinewave(samples, seed=0):
 
 
 def fmnist(config):
-    from popdescent.datasets import load_dataset
+    from popdescent.inputs.datasets import load_dataset
 
     splits = load_dataset("fmnist", train_subset=config["fmnist_train"], download=False)
     evaluated = config["fmnist_eval"] or len(splits.x_val)

@@ -8,7 +8,7 @@
     best = pop.best_model()
 """
 
-from popdescent.backup import BackupAndRestore
+from popdescent.callbacks.backup import BackupAndRestore
 from popdescent.hyperparameters import (
     Bernoulli,
     Choice,
@@ -19,9 +19,9 @@ from popdescent.hyperparameters import (
     Prior,
     Uniform,
 )
-from popdescent.member_board import MemberBoard
-from popdescent.population import Population, load_population
-from popdescent.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
+from popdescent.callbacks.member_board import MemberBoard
+from popdescent.population.population import Population, load_population
+from popdescent.returned.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import (
     PBT,
     BernoulliPolicy,

@@ -1,6 +1,6 @@
 """Shared fixtures: tiny data and tiny compiled models, so core tests run in seconds.
 
-Tests never download: `POPDESCENT_DOWNLOAD=0` switches `popdescent.datasets`' Keras fallback
+Tests never download: `POPDESCENT_DOWNLOAD=0` switches `popdescent.inputs.datasets`' Keras fallback
 off here and in every subprocess a test starts; a test without its data files skips, or fails
 under `CI=true` (`tests.helpers.data.skip_without_data`).
 """

@@ -137,7 +137,7 @@ class MethodContext:
 
     Attributes:
         method, dataset, seed, scale, regularization: the run's identity (as in the record).
-        data: a `popdescent.datasets.DatasetSplits` (x_train, y_train, x_val, y_val, x_test,
+        data: a `popdescent.inputs.datasets.DatasetSplits` (x_train, y_train, x_val, y_val, x_test,
             y_test). Methods must not read the test arrays: the harness evaluates on them.
         budget: the `Budget` of (dataset, scale).
         work_dir: this run's private directory (`open_work_dir`). It outlives a crash: the

@@ -20,7 +20,7 @@ def load_splits(dataset: str, scale: str, data_dir=None):
     subset (seed 0, the same for every method and seed) and the first 256 images of the
     validation and test halves.
     """
-    from popdescent.datasets import load_dataset
+    from popdescent.inputs.datasets import load_dataset
 
     check_choice("dataset", dataset, DATASETS)
     check_choice("scale", scale, SCALES)

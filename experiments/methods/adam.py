@@ -37,7 +37,7 @@ from experiments.core.contract import (
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import paper_loss
 from popdescent import BudgetSchedule, ScheduledLearningRate
-from popdescent.cooldown import CooldownLearningRate, StallCooldown
+from popdescent.returned.cooldown import CooldownLearningRate, StallCooldown
 from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
 from popdescent.validation import check_integer
 
@@ -94,8 +94,8 @@ class StopAtSteps(keras.callbacks.Callback):
 
 class CooledCheckpoint(BestCheckpoint):
     """`BestCheckpoint` for a model on a `ScheduledLearningRate`, with the cool-down that
-    `popdescent-budget`'s survivor has (`popdescent.cooldown`): after `patience` checks in a
-    row without a new best, the model goes back to its weights at about half of its best
+    `popdescent-budget`'s survivor has (`popdescent.returned.cooldown`): after `patience` checks
+    in a row without a new best, the model goes back to its weights at about half of its best
     check's steps (`RewindPoints`), its rate falls linearly from the schedule's value there to
     the schedule's final value over the steps from there to the best check (at least `every`,
     at most what is left), and the run stops when the cool-down is over."""

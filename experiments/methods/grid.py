@@ -31,7 +31,7 @@ from experiments.core.contract import (
     make_optimizer,
 )
 from experiments.methods.population import BestMemberCurve, build_population, train_population
-from popdescent.selection import inverse_loss_fitness
+from popdescent.population.selection import inverse_loss_fitness
 
 
 def grid_learning_rates(context: MethodContext) -> tuple:

@@ -16,9 +16,9 @@ population's share of its ensemble can be told from the horizon's. The steps lef
 than S) stay unspent and are recorded.
 
 The record's model is the plain average (what a user writes); `extras` holds the same runs
-chosen by greedy ensemble selection on validation (`popdescent.ensemble.greedy_selection`, the
-population's rule, so the comparison is rule for rule) and the single run with the lowest
-validation loss.
+chosen by greedy ensemble selection on validation
+(`popdescent.returned.ensemble.greedy_selection`, the population's rule, so the comparison is
+rule for rule) and the single run with the lowest validation loss.
 
 Curve: the first run's checks, then one point per further run, the validation loss of the
 average of the runs finished so far.
@@ -38,7 +38,12 @@ from experiments.methods.adam import (
     train_single,
 )
 from popdescent import BudgetSchedule
-from popdescent.ensemble import mixable_outputs, mixture_loss, mixture_model, select_mixture
+from popdescent.returned.ensemble import (
+    mixable_outputs,
+    mixture_loss,
+    mixture_model,
+    select_mixture,
+)
 from popdescent.validation import check_integer
 
 __all__ = ["run", "run_seed", "next_share", "run_steps_option", "average_validation_loss"]

@@ -17,7 +17,7 @@ from experiments.core.contract import MethodContext, MethodResult, build_context
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import HIDDEN_DENSE_NAME, paper_loss
 from popdescent import BackupAndRestore, Population
-from popdescent.schedules import ancestry
+from popdescent.returned.schedules import ancestry
 
 
 class BestMemberCurve(keras.callbacks.Callback):

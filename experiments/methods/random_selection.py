@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from popdescent.selection import inverse_loss_fitness
+from popdescent.population.selection import inverse_loss_fitness
 
 __all__ = ["RandomSelectionFitness"]
 

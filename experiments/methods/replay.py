@@ -11,7 +11,7 @@ same dataset, scale, seed and guess whose details hold `exported_hyperparameters
 returned member's value of each tuned hyperparameter at each of its own gradient steps,
 run-length coded). The fresh model, initialised and shuffled from the run's seed, is the
 user's model at the guess; its Dropout and augmentation layers are bound to variables
-(`popdescent.live_regularization.bind`) and its loss smooths labels by a variable, which a
+(`popdescent.population.live_regularization.bind`) and its loss smooths labels by a variable, which a
 callback sets to the exported values before each step; its learning rate is the exported
 one, step by step. It trains as many steps as the member's weights hold and keeps its best
 check on validation at the harness's cadence, as `adam` does.
@@ -30,7 +30,7 @@ from baselines.random_search import training_stream
 from experiments.core.contract import MethodContext, MethodResult, build_context_model
 from experiments.methods.adam import BestCheckpoint, StopAtSteps
 from popdescent import StepwiseSchedule
-from popdescent.live_regularization import LabelSmoothedCrossentropy, bind
+from popdescent.population.live_regularization import LabelSmoothedCrossentropy, bind
 
 __all__ = ["run", "exported_values", "population_record"]
 

@@ -1,4 +1,5 @@
 """popdescent on Ray Tune, for populations beyond one process (`pip install "popdescent[ray]"`).
+May import every room below it (population/, strategies/, callbacks/...), never popdescent.tuners.
 
 - `PopDescentScheduler`: PopDescent's selection and mutation over Ray Tune trials, one
   model per trial.

@@ -21,8 +21,8 @@ import keras
 import numpy as np
 from ray import tune
 
-from popdescent.backup import BACKUP_FILE, BackupAndRestore, read_backup
-from popdescent.population import Population
+from popdescent.callbacks.backup import BACKUP_FILE, BackupAndRestore, read_backup
+from popdescent.population.population import Population
 from popdescent.ray.barrier import SynchronousSelection
 from popdescent.ray.trainable import trial_seed
 from popdescent.strategies.popdescent import PopDescent

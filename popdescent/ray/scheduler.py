@@ -13,7 +13,7 @@ import numpy as np
 
 from popdescent.hyperparameters import Prior
 from popdescent.ray.barrier import LINEAGE_FILE, SynchronousSelection
-from popdescent.selection import inverse_loss_fitness, sanitize_fitness
+from popdescent.population.selection import inverse_loss_fitness, sanitize_fitness
 from popdescent.strategies.replacement import mutate_hyperparameters, plan_replacement
 from popdescent.validation import check_integer, check_number
 

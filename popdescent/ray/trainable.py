@@ -1,7 +1,7 @@
 """keras_trainable: a Ray Tune function trainable that trains one compiled Keras model.
 
 A trial builds its model from its config, trains `steps_per_report` steps at a time on the
-library's seeded batch stream (`popdescent.training_data.batch_indices`, the same batches for
+library's seeded batch stream (`popdescent.inputs.training_data.batch_indices`, the same batches for
 every trial, as the members of an in-process population see), and reports the validation
 loss with a checkpoint. Restarted from a checkpoint it resumes where that checkpoint was;
 restarted by a `PopDescentScheduler` selection (a new `RESTORE_KEY` entry in its config) it
@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 from ray import tune
 
-from popdescent.members import add_weight_noise, check_compiled_model
+from popdescent.population.members import add_weight_noise, check_compiled_model
 from popdescent.ray.model_state import load_model_state, save_model_state
 from popdescent.ray.scheduler import RESTORE_KEY
-from popdescent.training_data import batch_indices
+from popdescent.inputs.training_data import batch_indices
 from popdescent.validation import check_integer
 
 

@@ -1,4 +1,5 @@
-"""Strategies: tuning algorithms that run as Keras callbacks over a Population."""
+"""Strategies: tuning algorithms that run as Keras callbacks over a Population, one a file.
+May import population/'s helpers, returned/, inputs/ and below; never callbacks/, tuners/, ray/."""
 
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.bernoulli_policy import BernoulliPolicy

@@ -8,8 +8,8 @@ import math
 import keras
 import numpy as np
 
-from popdescent.array_inputs import count_examples, take
-from popdescent.selection import fitness_weighted_parents, inverse_loss_fitness
+from popdescent.inputs.array_inputs import count_examples, take
+from popdescent.population.selection import fitness_weighted_parents, inverse_loss_fitness
 from popdescent.validation import check_integer, is_population
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from popdescent.hyperparameters import Bernoulli
-from popdescent.selection import inverse_loss_fitness
+from popdescent.population.selection import inverse_loss_fitness
 from popdescent.strategies import binary_estimators as be
 from popdescent.strategies import gradient_estimators as ge
 from popdescent.strategies.base import PopulationStrategy

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from popdescent.cooldown import StallCooldown
-from popdescent.schedules import BudgetSchedule
-from popdescent.selection import rank_by_fitness, sanitize_fitness
+from popdescent.returned.cooldown import StallCooldown
+from popdescent.returned.schedules import BudgetSchedule
+from popdescent.population.selection import rank_by_fitness, sanitize_fitness
 from popdescent.strategies.survivor_checkpoint import SurvivorCheckpoint
 from popdescent.strategies.width import WIDTH_KINDS
 from popdescent.validation import check_integer, check_number
@@ -160,7 +160,7 @@ class BudgetAwareness:
         restore_best_every: member-steps between two of those checks; None: one iteration
             of the full population.
         cooldown_patience: after this many of those checks in a row without a new best, the
-            survivor goes back to its best weights and cools down (`popdescent.cooldown`);
+            survivor goes back to its best weights and cools down (`popdescent.returned.cooldown`);
             None never does. "default": 3 with `restore_best_weights`, else None.
         width: what a cooled-down survivor with budget left does: "children" or "fresh"
             train more members (`popdescent.strategies.width`); None stops (the budget's

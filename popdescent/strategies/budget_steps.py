@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from popdescent.array_inputs import take
+from popdescent.inputs.array_inputs import take
 from popdescent.strategies.budget_aware import due_size, plan_shrink
 from popdescent.strategies.replacement import ReplacementPlan, plan_replacement
 
@@ -164,7 +164,7 @@ class BudgetAwareSteps:
     def _begin_cooldown(self, population, record):
         """Back to the weights of about half the best check's steps; the rate falls from the
         schedule's value there to its final value by the best check's distance from there
-        (see `popdescent.cooldown`)."""
+        (see `popdescent.returned.cooldown`)."""
         budget = self.budget
         weights, back = budget.cooldown.rewind(
             population.gradient_steps, budget.checkpoint.steps, population._budget_start,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from popdescent.hyperparameters import Choice, Fixed, Inert
-from popdescent.selection import inverse_loss_fitness
+from popdescent.population.selection import inverse_loss_fitness
 from popdescent.strategies import gradient_estimators as ge
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.validation import check_integer

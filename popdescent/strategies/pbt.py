@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from popdescent.hyperparameters import Choice
-from popdescent.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
+from popdescent.population.selection import inverse_loss_fitness, rank_by_fitness, sanitize_fitness
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.validation import check_integer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from popdescent.hyperparameters import Fixed, Inert, LogNormal
-from popdescent.schedules import BudgetSchedule
-from popdescent.selection import inverse_loss_fitness
+from popdescent.returned.schedules import BudgetSchedule
+from popdescent.population.selection import inverse_loss_fitness
 from popdescent.strategies.base import PopulationStrategy
 from popdescent.strategies.budget_aware import BudgetAwareness
 from popdescent.strategies.budget_steps import BudgetAwareSteps
@@ -96,7 +96,7 @@ class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
             without a new best the survivor goes back to its weights at about half of its
             best check's member-steps and its rate falls linearly to the schedule's final
             value over the steps from there to the best (at most what is left); then `fit`
-            ends, unspent member-steps uncounted (`popdescent.cooldown`). Default 3 (None:
+            ends, unspent member-steps uncounted (`popdescent.returned.cooldown`). Default 3 (None:
             never): the budget-aware schedule's horizon, measured instead of assumed to be
             the whole budget.
         width: with `cooldown_patience`, what the survivor's cool-down leaves of the budget

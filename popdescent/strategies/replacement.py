@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from popdescent.selection import fitness_weighted_parents, rank_by_fitness, sanitize_fitness
+from popdescent.population.selection import (
+    fitness_weighted_parents,
+    rank_by_fitness,
+    sanitize_fitness,
+)
 
 __all__ = ["ReplacementPlan", "plan_replacement", "mutate_hyperparameters", "WEIGHT_NOISE_MODES",
            "REFERENCE_LOSS_SCALE_BOUNDS", "REFERENCE_REG_CONSTANT_BOUNDS"]

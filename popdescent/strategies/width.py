@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from popdescent.schedules import BudgetSchedule
+from popdescent.returned.schedules import BudgetSchedule
 
 __all__ = ["WIDTH_KINDS", "plan_waves", "Wave", "WidthPhase"]
 

@@ -1,4 +1,5 @@
-"""Searches over whole trainings (architecture and static hyperparameters) as KerasTuner tuners."""
+"""Searches over whole trainings (architecture and static hyperparameters) as KerasTuner tuners.
+May import any room below it (today it needs none), never popdescent.ray."""
 
 from popdescent.tuners.genetic_oracle import GeneticOracle
 from popdescent.tuners.genetic_search import GeneticSearch

@@ -19,7 +19,7 @@ from baselines.esgd import (  # noqa: E402
     select_survivors,
 )
 from popdescent import Fixed, Population  # noqa: E402
-from popdescent.selection import inverse_loss_fitness  # noqa: E402
+from popdescent.population.selection import inverse_loss_fitness  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- plain arrays

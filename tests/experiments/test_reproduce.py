@@ -16,7 +16,7 @@ from experiments.methods import variants
 from experiments.core import contract
 from experiments.core.data import SMOKE_DATA, load_splits
 from popdescent import Population
-from popdescent import members as members_lib
+from popdescent.population import members as members_lib
 from tests.helpers.data import skip_without_data
 
 ARGUMENTS = ["--scale", "smoke", "--methods", "popdescent", "--datasets", "fmnist",

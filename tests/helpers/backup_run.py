@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import popdescent as pd  # noqa: E402
-from popdescent import backup as backup_module  # noqa: E402
+from popdescent.callbacks import backup as backup_module  # noqa: E402
 
 EPOCHS = 12
 

@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from popdescent import backup  # noqa: E402
+from popdescent.callbacks import backup  # noqa: E402
 
 
 def crash_after_backup(number):

@@ -29,8 +29,8 @@ def overfitting_population(seed=0):
 def survivor_fit(pop, data, member_steps=200, callbacks=(), **kwargs):
     """A budget-aware fit without the schedule, the rescue (random labels never beat the
     starting loss) or the range test, so the survivor trains at a constant rate and overfits;
-    and without the cool-down unless asked (tests/popdescent/test_cooldown.py has it), nor the
-    width phase that follows it (tests/popdescent/test_width.py)."""
+    and without the cool-down unless asked (tests/popdescent/returned/test_cooldown.py has it),
+    nor the width phase that follows it (tests/popdescent/strategies/test_width.py)."""
     x, y, x_val, y_val = data
     kwargs.setdefault("cooldown_patience", None)
     kwargs.setdefault("width", None)  # the cool-down's own tests: it ends the fit

@@ -1,7 +1,7 @@
 """keras/src/callbacks/csv_logger_test.py and terminate_on_nan_test.py (keras 3.15.1) on a
 Population. A population's loss is the mean over its finite members, so TerminateOnNaN stops
 it when every member has diverged (these tests diverge all of them, as upstream's one model);
-one diverged member, which a strategy replaces, does not stop it (tests/popdescent/
+one diverged member, which a strategy replaces, does not stop it (tests/popdescent/population/
 test_nonfinite.py)."""
 
 import csv
