@@ -256,13 +256,19 @@ def regularization_priors(context: MethodContext) -> dict:
     """The online methods' priors of the user's regularization, with `options["guess"]`:
     dropout uniform within 0.1 of the guess, the augmentation magnitude in [0.8, 1.2] (1 is
     the guess), label smoothing in [0, 0.05]; each mutating within `REGULARIZATION_BOUNDS`.
-    Empty without a guess (the model has no dropout or augmentation layer)."""
+    `options["prior"]="wide"`: initial values drawn over the whole bounds instead (the
+    population then has breadth to select from, not only a walk out of the guess). Empty
+    without a guess (the model has no dropout or augmentation layer)."""
     from popdescent import Uniform
 
     guess = context.options.get("guess")
     if guess is None:
         return {}
     check_choice("options['guess']", guess, tuple(GUESSES))
+    prior = context.options.get("prior", "narrow")
+    check_choice("options['prior']", prior, ("narrow", "wide"))
+    if prior == "wide":
+        return {name: Uniform(*bounds) for name, bounds in REGULARIZATION_BOUNDS.items()}
     dropout = GUESSES[guess]["dropout"]
     return {
         "dropout": Uniform(max(0.0, dropout - 0.1), dropout + 0.1,
