@@ -33,6 +33,7 @@ one that was interrupted; the ledger keeps the finished trials' steps and second
 from __future__ import annotations
 
 import time
+import warnings
 
 import keras
 import keras_tuner
@@ -160,12 +161,18 @@ def _search(context: MethodContext, make_tuner, steps_per_epoch, space, details,
     resumed = resumed_from(ledger)
     if resumed is not None:
         hypermodel.started = started - resumed["seconds_before"]
-    tuner.search(**({} if epochs is None else {"epochs": epochs}), verbose=context.verbose)
-    best = ledger.best()
-    if best is None:
-        raise FloatingPointError(f"{context.method}: every trial diverged (no finite "
-                                 "validation loss)")
-    model = tuner.load_model(tuner.oracle.get_trial(best["key"]))
+    with warnings.catch_warnings():
+        # Checkpoints hold the optimizer's state too; a promoted trial and the returned model
+        # load only the weights (a trial starts a fresh Adam on its own schedule), and Keras
+        # warns about the state it skips at every load.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        tuner.search(**({} if epochs is None else {"epochs": epochs}),
+                     verbose=context.verbose)
+        best = ledger.best()
+        if best is None:
+            raise FloatingPointError(f"{context.method}: every trial diverged (no finite "
+                                     "validation loss)")
+        model = tuner.load_model(tuner.oracle.get_trial(best["key"]))
     return tuner_result(context, ledger, model, resumed, {
         **details, "horizon": horizon(context),
         "space": [dimension.__dict__ for dimension in space]})

@@ -35,6 +35,7 @@ import time
 import keras
 
 from experiments.core.contract import MethodContext, make_optimizer
+from experiments.methods import MethodNotAvailableError
 from experiments.methods.search_space import (
     build_trial_model,
     optuna_values,
@@ -59,10 +60,10 @@ from experiments.methods.tuning import (
 try:
     import optuna
     from optuna_integration import KerasPruningCallback
-except ImportError as error:  # the method is unavailable, nothing else is
-    raise ModuleNotFoundError(
-        f"the optuna method needs the [optuna] extra: pip install -e '.[optuna]' ({error})",
-        name=error.name) from error
+except ImportError as error:  # this method is unavailable, nothing else is
+    raise MethodNotAvailableError(
+        f"method 'optuna' needs the [optuna] extra: pip install -e '.[optuna]' ({error})"
+    ) from error
 
 __all__ = ["run", "StopWhenPruned", "make_pruner", "TPE_STARTUP_TRIALS"]
 

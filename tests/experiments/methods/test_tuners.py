@@ -6,13 +6,14 @@ storage, and a bad budget or space is refused before anything trains."""
 import contextlib
 import importlib
 import importlib.util
+import sys
 
 import keras
 import pytest
 
 from experiments.core.contract import Budget
 from experiments.core.evaluation import validation_loss
-from experiments.methods import get_method
+from experiments.methods import MethodNotAvailableError, get_method
 from experiments.methods.tuner_budget import plan_fixed_trials, plan_hyperband
 from tests.helpers.method_smoke import check_common_record, smoke_context
 
@@ -193,3 +194,10 @@ def test_pruned_trials_count_only_the_steps_they_ran_and_leave_room_for_more(tmp
     assert len(trials) == 10 and result.gradient_steps == totals["steps"] == 10
     assert result.details["pruned_trials"] == 10
     check_common_record(result, context)
+
+
+def test_without_the_extra_the_optuna_method_names_the_extra_it_needs(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "experiments.methods.optuna_search", raising=False)
+    with pytest.raises(MethodNotAvailableError, match=r"needs the \[optuna\] extra"):
+        get_method("optuna")
