@@ -30,6 +30,9 @@ setup(
         "test": ["pytest>=7", "pytest-timeout", "scikit-learn"],
         # popdescent.ray: PopDescent as a Ray Tune scheduler, and islands of populations.
         "ray": ["ray[tune]>=2.9"],
+        # The benchmark's `optuna` method: Optuna's TPE sampler with Hyperband pruning,
+        # pruning through optuna-integration's Keras callback.
+        "optuna": ["optuna>=4", "optuna-integration>=4"],
         # The documentation site: mkdocs serve / mkdocs build --strict.
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },

@@ -12,7 +12,9 @@ keeps its directory in `OUT/work/`: the population methods (PopDescent, PBT, ESG
 up there about five times a run, so the same command run again after a crash resumes the run
 from its last backup, to the record an uninterrupted run would have written (its wall time
 counts the restored iterations' seconds, not the work the crash lost; `resumed` says from
-where). `adam` and `random` start their run over. `--force` starts over too.
+where). The tuners `hyperband`, `bayesian` and `optuna` resume from their own storage there
+(KerasTuner's project, Optuna's journal), each finished trial counted once. `adam` and
+`random` start their run over. `--force` starts over too.
 `python -m experiments.report OUT` makes the table and the figure. `--option model=mlp` trains a
 tiny MLP instead of the paper's CNNs (the harness's own tests; records keep the option).
 

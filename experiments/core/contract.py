@@ -142,7 +142,8 @@ class MethodContext:
         budget: the `Budget` of (dataset, scale).
         work_dir: this run's private directory (`open_work_dir`). It outlives a crash: the
             population methods keep their backup there and resume from it when the harness
-            runs them again; the others (KerasTuner's, say) start it over.
+            runs them again, the tuners (`hyperband`, `bayesian`, `optuna`) their own storage;
+            the others (`random`, say) start it over.
         verbose: Keras verbosity for `fit` (0 silent, 1 progress bar, 2 one line per epoch).
         options: method-specific options, e.g. {"esgd_optimizer": "adam"}; every method
             honours {"lr_range": [low, high]} (where learning rates start, see

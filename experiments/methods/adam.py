@@ -41,8 +41,9 @@ from popdescent.returned.cooldown import CooldownLearningRate, StallCooldown
 from popdescent.strategies.budget_aware import DEFAULT_COOLDOWN_PATIENCE
 from popdescent.validation import check_integer
 
-__all__ = ["run", "run_decayed", "train_single", "SingleRun", "BestCheckpoint", "CooledCheckpoint",
-           "FIXED_L2", "compiled_learning_rate", "cooldown_option", "run_details"]
+__all__ = ["run", "run_decayed", "train_single", "train_model", "SingleRun", "BestCheckpoint",
+           "CooledCheckpoint", "FIXED_L2", "compiled_learning_rate", "cooldown_option",
+           "run_details"]
 
 # With --regularization the untuned model keeps the paper model's default L2 rate (as ESGD does).
 FIXED_L2 = 1e-3
@@ -51,6 +52,8 @@ FIXED_L2 = 1e-3
 class BestCheckpoint(keras.callbacks.Callback):
     """At the end of every epoch: the model's loss on the whole validation half; keeps the
     weights of the lowest finite one, and records (gradient steps, best loss so far, seconds).
+    The loss goes into the epoch's logs as `val_loss` (infinite where it is not finite), so
+    callbacks after it (a tuner's checkpoint, a pruner) read the harness's measure.
 
     Args:
         data: the `DatasetSplits` whose validation half is measured.
@@ -76,6 +79,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         best = self.best_loss if self.best_weights is not None else loss
         self.points.append((steps, float(best), time.perf_counter() - self.started))
         if logs is not None:
+            logs["val_loss"] = loss if math.isfinite(loss) else math.inf
             logs["val_loss_best"] = best
 
 
@@ -174,13 +178,28 @@ def train_single(context: MethodContext, learning_rate: float, member_steps: int
     down after `cooldown_patience` checks without a new best); keeps its best checkpoint."""
     started = time.perf_counter() if started is None else started
     keras.utils.set_random_seed(seed)
-    budget, data = context.budget, context.data
     if context.regularization:
         model = build_context_model(context, regularization="dense", l2=FIXED_L2)
     else:
         model = build_context_model(context)
+    return train_model(model, context, learning_rate, member_steps, seed, schedule,
+                       cooldown_patience, started)
+
+
+def train_model(model, context: MethodContext, learning_rate: float, member_steps: int,
+                seed: int, schedule=None, cooldown_patience=None, started=None,
+                steps_per_check=None, loss=None, callbacks=()) -> SingleRun:
+    """`train_single`'s recipe on a model built elsewhere (a tuner's trial): compiles `model`
+    with Adam at `learning_rate` (on `schedule` over `member_steps`) and `loss` (default the
+    paper's), trains it for at most `member_steps` steps on the stream shuffled from `seed`,
+    checked on validation every `steps_per_check` steps (default: the population methods'
+    cadence), and keeps its best checkpoint. `callbacks` run after the checkpoint, so they
+    see its `val_loss` in the epoch's logs."""
+    started = time.perf_counter() if started is None else started
+    budget, data = context.budget, context.data
     optimizer = make_optimizer(learning_rate)
-    steps_per_check = budget.steps_per_iteration * budget.population_size
+    if steps_per_check is None:
+        steps_per_check = budget.steps_per_iteration * budget.population_size
     checkpoint = BestCheckpoint(data, started)
     if schedule is not None:
         rate = ScheduledLearningRate(learning_rate, member_steps, schedule)
@@ -188,13 +207,13 @@ def train_single(context: MethodContext, learning_rate: float, member_steps: int
         if cooldown_patience is not None:
             checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience,
                                           every=steps_per_check)
-    model.compile(optimizer=optimizer, loss=paper_loss())
+    model.compile(optimizer=optimizer, loss=paper_loss() if loss is None else loss)
     model.fit(
         training_stream(data.x_train, data.y_train, budget.batch_size, seed),
         epochs=math.ceil(member_steps / steps_per_check),
         steps_per_epoch=min(steps_per_check, member_steps),
         # The last check comes after a shorter epoch when the checks do not divide the steps.
-        callbacks=[StopAtSteps(member_steps), checkpoint],
+        callbacks=[StopAtSteps(member_steps), checkpoint, *callbacks],
         verbose=context.verbose,
         shuffle=False,  # the stream is shuffled already
     )

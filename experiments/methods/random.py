@@ -4,7 +4,9 @@ and its bookkeeping are `baselines.random_search`).
 The real `keras_tuner.RandomSearch`, set up as the paper describes it: 25 trials of 2
 executions each, learning rate log-uniform in [1e-4, 1e-2] (or `options["lr_range"]`; Adam,
 every method's local optimizer), with regularization also an L2 rate log-uniform in [1e-6,
-1e-1] on the hidden Dense kernel, trials scored on validation loss; then the best configuration
+1e-1] on the hidden Dense kernel (`experiments.methods.search_space.paper_space`, the first
+dimensions of the other tuners' space; the paper's model, without the user's guess of
+`options["guess"]`), trials scored on validation loss; then the best configuration
 is retrained for up to 20 epochs with EarlyStopping(val_loss, patience 2,
 restore_best_weights=True).
 
@@ -35,7 +37,6 @@ from baselines.random_search import (
     training_stream,
 )
 from experiments.core.contract import (
-    L2_RANGE,
     LEARNING_RATE_RANGE,
     MethodContext,
     MethodResult,
@@ -46,6 +47,7 @@ from experiments.core.contract import (
 )
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import INPUT_SHAPES, build_model, paper_loss
+from experiments.methods.search_space import keras_tuner_values, paper_space
 
 __all__ = ["run", "PaperHyperModel", "search_schedule", "SEARCH"]
 
@@ -71,15 +73,15 @@ class PaperHyperModel(RecordingHyperModel):
         self.input_shape = INPUT_SHAPES[dataset] if model == "mlp" else None
 
     def build(self, hp):
-        learning_rate = hp.Float("learning_rate", *self.learning_rate_range, sampling="log")
+        values = keras_tuner_values(hp, paper_space(self.learning_rate_range,
+                                                    self.regularization))
         if self.regularization:
-            l2 = hp.Float("l2", *L2_RANGE, sampling="log")
-            model = build_model(self.model_name, regularization="dense", l2=l2,
+            model = build_model(self.model_name, regularization="dense", l2=values["l2"],
                                 input_shape=self.input_shape)
         else:
             model = build_model(self.model_name, regularization="none",
                                 input_shape=self.input_shape)
-        model.compile(optimizer=make_optimizer(learning_rate), loss=paper_loss())
+        model.compile(optimizer=make_optimizer(values["learning_rate"]), loss=paper_loss())
         return model
 
 

@@ -9,6 +9,7 @@ method joins `METHODS` and passes here.
 """
 
 import dataclasses
+import importlib.util
 import math
 
 import keras
@@ -22,9 +23,10 @@ from experiments.methods import METHODS, get_method
 from tests.helpers.data import skip_without_data
 
 # Smaller than the smoke scale, so that all methods run in about half a minute: a
-# population of 3, two iterations of one step, batches of 16. The scale stays "smoke", so
-# methods that scale their own schedules (grid, random search) take their smallest one.
-TINY_BUDGET = Budget(iterations=2, steps_per_iteration=1, batch_size=16, population_size=3,
+# population of 3, two iterations of two steps, batches of 16. The scale stays "smoke", so
+# methods that scale their own schedules (grid, random search) take their smallest one. Its
+# 12 member-steps hold the smallest Hyperband iteration (11 epochs of one step).
+TINY_BUDGET = Budget(iterations=2, steps_per_iteration=2, batch_size=16, population_size=3,
                      elites=2, cv_batch_size=32)
 TINY_DATA = {"train": 128, "validation": 64, "test": 64}
 # Every method trains the tiny MLP (options["model"] = "mlp"): the contract is about the
@@ -81,10 +83,19 @@ def run_as_the_harness_does(name, data, work_dir) -> tuple:
     return get_method(name)(context), context
 
 
+# Methods that need an extra package: skipped, with the reason, where it is not installed.
+EXTRAS = {"optuna": ("optuna", "optuna_integration")}
+
+
 @pytest.fixture(scope="module", params=sorted(METHODS))
 def sealed_run(request, tiny_data, tmp_path_factory):
     """(result, context) of a method whose test arrays raise on any read."""
     name = request.param
+    missing = [package for package in EXTRAS.get(name, ())
+               if importlib.util.find_spec(package) is None]
+    if missing:
+        pytest.skip(f"method {name!r} needs the [{name}] extra ({', '.join(missing)} "
+                    "not installed)")
     return run_as_the_harness_does(name, with_test_data_sealed(tiny_data),
                                    tmp_path_factory.mktemp(name))
 
