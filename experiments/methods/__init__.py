@@ -27,6 +27,7 @@ METHODS = {
     "adam-decay-ensemble": "experiments.methods.independent_ensemble:run",
     "adam-decay-rt": "experiments.methods.range_tested:run",
     "adam-replay": "experiments.methods.replay:run",
+    "adam-constant": "experiments.methods.replay:run_constant",
     "popdescent": "experiments.methods.popdescent:run",
     "popdescent-budget": "experiments.methods.popdescent_budget:run",
     "popdescent-budget-rt": "experiments.methods.popdescent_budget:run_with_range_test",

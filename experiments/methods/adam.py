@@ -188,25 +188,27 @@ def train_single(context: MethodContext, learning_rate: float, member_steps: int
 
 def train_model(model, context: MethodContext, learning_rate: float, member_steps: int,
                 seed: int, schedule=None, cooldown_patience=None, started=None,
-                steps_per_check=None, loss=None, callbacks=()) -> SingleRun:
+                steps_per_check=None, loss=None, callbacks=(), optimizer=None) -> SingleRun:
     """`train_single`'s recipe on a model built elsewhere (a tuner's trial): compiles `model`
     with Adam at `learning_rate` (on `schedule` over `member_steps`) and `loss` (default the
     paper's), trains it for at most `member_steps` steps on the stream shuffled from `seed`,
     checked on validation every `steps_per_check` steps (default: the population methods'
     cadence), and keeps its best checkpoint. `callbacks` run after the checkpoint, so they
-    see its `val_loss` in the epoch's logs."""
+    see its `val_loss` in the epoch's logs. `optimizer` replaces the Adam at `learning_rate`
+    (the replay control's, on a replayed per-step schedule; no cool-down then)."""
     started = time.perf_counter() if started is None else started
     budget, data = context.budget, context.data
-    optimizer = make_optimizer(learning_rate)
     if steps_per_check is None:
         steps_per_check = budget.steps_per_iteration * budget.population_size
     checkpoint = BestCheckpoint(data, started)
-    if schedule is not None:
+    if optimizer is None and schedule is not None:
         rate = ScheduledLearningRate(learning_rate, member_steps, schedule)
         optimizer = keras.optimizers.Adam(rate)
         if cooldown_patience is not None:
             checkpoint = CooledCheckpoint(data, started, rate, cooldown_patience,
                                           every=steps_per_check)
+    elif optimizer is None:
+        optimizer = make_optimizer(learning_rate)
     model.compile(optimizer=optimizer, loss=paper_loss() if loss is None else loss)
     model.fit(
         training_stream(data.x_train, data.y_train, budget.batch_size, seed),

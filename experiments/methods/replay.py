@@ -1,5 +1,8 @@
-"""The replay control (issue 38, `adam-replay`): one fresh model trained with the schedule of
-every hyperparameter that a population's returned member trained with.
+"""The attribution controls of issue 38, both single runs of the user's model.
+
+`adam-replay`: one fresh model trained with the schedule of every hyperparameter that a
+population's returned member trained with. `adam-constant`: one `adam-decay` run with the
+returned member's final regularization values held from step 0.
 
 Population Based Augmentation (Ho et al., 2019) and Self-Tuning Networks (MacKay et al.,
 2019) found that what a population discovers is a *schedule*, which one fresh run replays. If
@@ -14,25 +17,25 @@ user's model at the guess; its Dropout and augmentation layers are bound to vari
 (`popdescent.population.live_regularization.bind`) and its loss smooths labels by a variable, which a
 callback sets to the exported values before each step; its learning rate is the exported
 one, step by step. It trains as many steps as the member's weights hold and keeps its best
-check on validation at the harness's cadence, as `adam` does.
+check on validation at the harness's cadence, as `adam` does. `options["constant_from"]`
+names the records for `adam-constant` the same way.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import time
 
 import keras
 
-from baselines.random_search import training_stream
 from experiments.core.contract import MethodContext, MethodResult, build_context_model
-from experiments.methods.adam import BestCheckpoint, StopAtSteps
-from popdescent import StepwiseSchedule
+from experiments.methods.adam import compiled_learning_rate, cooldown_option, train_model
+from experiments.methods.search_space import build_trial_model, trial_loss
+from popdescent import BudgetSchedule, StepwiseSchedule
 from popdescent.population.live_regularization import LabelSmoothedCrossentropy, bind
 
-__all__ = ["run", "exported_values", "population_record"]
+__all__ = ["run", "run_constant", "exported_values", "population_record"]
 
 REPLAYED_METHOD = "popdescent-budget"
 
@@ -88,7 +91,6 @@ def run(context: MethodContext) -> MethodResult:
     started = time.perf_counter()
     series = exported_values(population_record(context))
     steps = len(series["learning_rate"])
-    budget, data = context.budget, context.data
     keras.utils.set_random_seed(context.seed)
     model = build_context_model(context)
     variables = {name: keras.Variable(series[name][0], trainable=False, name=name)
@@ -98,19 +100,32 @@ def run(context: MethodContext) -> MethodResult:
             bind(model, name, variables[name])
     loss = LabelSmoothedCrossentropy(variables.get("label_smoothing", 0.0), sparse=True,
                                      from_logits=True)
-    model.compile(optimizer=keras.optimizers.Adam(StepwiseSchedule(series["learning_rate"])),
-                  loss=loss)
-    steps_per_check = budget.steps_per_iteration * budget.population_size
-    checkpoint = BestCheckpoint(data, started)
-    model.fit(training_stream(data.x_train, data.y_train, budget.batch_size, context.seed),
-              epochs=math.ceil(steps / steps_per_check),
-              steps_per_epoch=min(steps_per_check, steps),
-              callbacks=[ReplayValues(variables, series), StopAtSteps(steps), checkpoint],
-              verbose=context.verbose, shuffle=False)
-    if checkpoint.best_weights is not None:
-        model.set_weights(checkpoint.best_weights)
+    optimizer = keras.optimizers.Adam(StepwiseSchedule(series["learning_rate"]))
+    single = train_model(model, context, series["learning_rate"][0], steps, context.seed,
+                         started=started, loss=loss, optimizer=optimizer,
+                         callbacks=[ReplayValues(variables, series)])
     return MethodResult(
-        model=model, gradient_steps=int(model.optimizer.iterations.numpy()),
-        curve=checkpoint.points,
-        details={"replayed_steps": steps, "best_checkpoint_steps": checkpoint.best_steps,
+        model=single.model, gradient_steps=single.gradient_steps,
+        curve=single.checkpoint.points,
+        details={"replayed_steps": steps, "best_checkpoint_steps": single.checkpoint.best_steps,
                  "final_hyperparameters": {name: values[-1] for name, values in series.items()}})
+
+
+def run_constant(context: MethodContext) -> MethodResult:
+    """`adam-constant`: one `adam-decay` run (its rate, schedule and cool-down, the whole
+    budget) with the population's returned member's final dropout, augmentation and label
+    smoothing held from step 0 (`options["constant_from"]` names the population's records)."""
+    started = time.perf_counter()
+    tuned = population_record(context, "constant_from")["details"]["hyperparameters"]
+    values = {name: tuned[name] for name in ("dropout", "augmentation", "label_smoothing")
+              if name in tuned}
+    keras.utils.set_random_seed(context.seed)
+    model = build_trial_model(context, values)
+    single = train_model(model, context, compiled_learning_rate(context),
+                         context.budget.member_steps, context.seed, BudgetSchedule(),
+                         cooldown_option(context), started, loss=trial_loss(values))
+    return MethodResult(
+        model=single.model, gradient_steps=single.gradient_steps,
+        curve=single.checkpoint.points,
+        details={"hyperparameters": {"learning_rate": single.learning_rate, **values},
+                 "best_checkpoint_steps": single.checkpoint.best_steps})

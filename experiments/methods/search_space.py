@@ -8,7 +8,7 @@ model and its space (`paper_space`: the first two rows).
 | `learning_rate` | `learning_rate_range(context)`: [1e-4, 1e-2] | log | always |
 | `l2` (hidden Dense kernel) | [1e-6, 1e-1] (`L2_RANGE`) | log | `--regularization` |
 | `dropout` (both Dropout layers) | [0, 0.9] | linear | `options["guess"]` |
-| `magnitude` (x the guess's translation) | [0, 5], the factor clipped to 1 | linear | guess |
+| `augmentation` (x the guess's translation) | [0, 5], the factor clipped to 1 | linear | guess |
 | `label_smoothing` (training loss only) | [0, 0.3] | linear | guess |
 
 With a guess ("good" or "bad", `experiments.core.models.GUESSES`) the user's model carries
@@ -27,6 +27,7 @@ from keras import ops
 
 from experiments.core.contract import (
     L2_RANGE,
+    REGULARIZATION_BOUNDS,
     MethodContext,
     build_context_model,
     learning_rate_range,
@@ -34,14 +35,16 @@ from experiments.core.contract import (
     user_regularization,
 )
 from experiments.core.models import paper_loss
+from popdescent.population.live_regularization import LabelSmoothedCrossentropy
 
 __all__ = ["Dimension", "search_space", "paper_space", "keras_tuner_values", "optuna_values",
-           "build_trial_model", "trial_loss", "SmoothedSparseCrossentropy", "DROPOUT_RANGE",
-           "MAGNITUDE_RANGE", "LABEL_SMOOTHING_RANGE"]
+           "build_trial_model", "trial_loss", "DROPOUT_RANGE", "AUGMENTATION_RANGE",
+           "LABEL_SMOOTHING_RANGE"]
 
-DROPOUT_RANGE = (0.0, 0.9)
-MAGNITUDE_RANGE = (0.0, 5.0)
-LABEL_SMOOTHING_RANGE = (0.0, 0.3)
+# The tuners search what the population may reach by mutation (issue 38).
+DROPOUT_RANGE = REGULARIZATION_BOUNDS["dropout"]
+AUGMENTATION_RANGE = REGULARIZATION_BOUNDS["augmentation"]
+LABEL_SMOOTHING_RANGE = REGULARIZATION_BOUNDS["label_smoothing"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def search_space(context: MethodContext) -> tuple:
     space = paper_space(learning_rate_range(context), context.regularization)
     if user_regularization(context):
         space += (Dimension("dropout", *DROPOUT_RANGE),
-                  Dimension("magnitude", *MAGNITUDE_RANGE),
+                  Dimension("augmentation", *AUGMENTATION_RANGE),
                   Dimension("label_smoothing", *LABEL_SMOOTHING_RANGE))
     return space
 
@@ -95,9 +98,9 @@ def build_trial_model(context: MethodContext, values: dict) -> keras.Model:
     overrides = {}
     if "dropout" in values:
         overrides["dropout"] = float(values["dropout"])
-    if "magnitude" in values:
+    if "augmentation" in values:
         guess = user_regularization(context)["translation"]
-        overrides["translation"] = min(1.0, float(values["magnitude"]) * guess)
+        overrides["translation"] = min(1.0, float(values["augmentation"]) * guess)
     if "l2" in values:
         return build_context_model(context, regularization="dense", l2=float(values["l2"]),
                                    **overrides)
@@ -107,31 +110,6 @@ def build_trial_model(context: MethodContext, values: dict) -> keras.Model:
 def trial_loss(values: dict) -> keras.losses.Loss:
     """The training loss of a trial: the paper's, label-smoothed where `values` says so."""
     smoothing = float(values.get("label_smoothing", 0.0))
-    return SmoothedSparseCrossentropy(smoothing) if smoothing > 0 else paper_loss()
-
-
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy on logits against integer labels smoothed by `label_smoothing`: the
-    same values as `keras.losses.CategoricalCrossentropy(from_logits=True,
-    label_smoothing=s)` on one-hot labels, (1 - s)·(-log p_y) + s·mean_k(-log p_k), without
-    one-hot labels in the harness's integer-label stream.
-
-    Args:
-        label_smoothing: s, in [0, 1].
-    """
-
-    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if not 0 <= label_smoothing <= 1:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        log_probabilities = ops.log_softmax(y_pred, axis=-1)
-        labels = ops.cast(ops.reshape(y_true, (-1, 1)), "int32")
-        label_term = -ops.take_along_axis(log_probabilities, labels, axis=-1)[:, 0]
-        uniform_term = -ops.mean(log_probabilities, axis=-1)
-        return (1.0 - self.label_smoothing) * label_term + self.label_smoothing * uniform_term
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+    if smoothing <= 0:
+        return paper_loss()
+    return LabelSmoothedCrossentropy(smoothing, sparse=True, from_logits=True)

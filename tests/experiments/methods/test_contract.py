@@ -10,6 +10,7 @@ method joins `METHODS` and passes here.
 
 import dataclasses
 import importlib.util
+import json
 import math
 
 import keras
@@ -74,10 +75,28 @@ def with_test_data_sealed(data):
                                y_test=SealedArray(data.y_test))
 
 
+# The attribution controls read a population's record: given one written as the harness
+# writes it (the fields they read), for the option each names it with.
+RECORD_OPTIONS = {"adam-replay": "replay_from", "adam-constant": "constant_from"}
+
+
+def population_records(directory):
+    record = {"method": "popdescent-budget", "dataset": "fmnist", "scale": "smoke", "seed": SEED,
+              "options": {"model": "mlp"},
+              "details": {"hyperparameters": {"learning_rate": 1e-3, "dropout": 0.2},
+                          "exported_hyperparameters": {"learning_rate": [[2e-3, 3], [1e-3, 3]]}}}
+    path = directory / "population_records.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    return str(path)
+
+
 def run_as_the_harness_does(name, data, work_dir) -> tuple:
+    options = {"model": "mlp"}
+    if name in RECORD_OPTIONS:
+        options[RECORD_OPTIONS[name]] = population_records(work_dir)
     context = MethodContext(method=name, dataset="fmnist", seed=SEED, scale="smoke",
                             regularization=False, data=data, budget=TINY_BUDGET,
-                            work_dir=work_dir, verbose=0, options={"model": "mlp"})
+                            work_dir=work_dir, verbose=0, options=options)
     keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)
     return get_method(name)(context), context

@@ -7,10 +7,10 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from popdescent.population.live_regularization import LabelSmoothedCrossentropy
 
 from experiments.core.contract import MethodContext, get_budget
 from experiments.methods.search_space import (
-    SmoothedSparseCrossentropy,
     build_trial_model,
     keras_tuner_values,
     search_space,
@@ -43,7 +43,7 @@ def test_regularization_adds_the_l2_rate():
 @pytest.mark.parametrize("guess", ["good", "bad"])
 def test_a_guess_adds_dropout_augmentation_and_label_smoothing(guess):
     assert names(search_space(context(regularization=True, guess=guess)))[2:] == [
-        ("dropout", 0.0, 0.9, False), ("magnitude", 0.0, 5.0, False),
+        ("dropout", 0.0, 0.9, False), ("augmentation", 0.0, 5.0, False),
         ("label_smoothing", 0.0, 0.3, False)]
 
 
@@ -67,7 +67,7 @@ def layer_settings(model):
 
 def test_trial_values_set_both_dropouts_and_the_translation_factor():
     model = build_trial_model(context(guess="good"), {"learning_rate": 1e-3, "dropout": 0.45,
-                                                      "magnitude": 2.0})
+                                                      "augmentation": 2.0})
     dropout, translation = layer_settings(model)
     assert dropout == [0.45, 0.45]
     assert translation == [pytest.approx(0.2)]  # twice the good guess's 0.1
@@ -75,7 +75,7 @@ def test_trial_values_set_both_dropouts_and_the_translation_factor():
 
 def test_the_translation_factor_is_clipped_to_one():
     model = build_trial_model(context(guess="bad"), {"learning_rate": 1e-3, "dropout": 0.0,
-                                                     "magnitude": 5.0})
+                                                     "augmentation": 5.0})
     assert layer_settings(model)[1] == [1.0]  # 5 x 0.3, clipped
 
 
@@ -98,14 +98,14 @@ def test_smoothed_loss_equals_keras_categorical_crossentropy_on_one_hot_labels(s
     expected = keras.losses.CategoricalCrossentropy(from_logits=True,
                                                     label_smoothing=smoothing)(
         keras.ops.one_hot(labels, 10), logits)
-    got = SmoothedSparseCrossentropy(smoothing)(labels, logits)
+    got = LabelSmoothedCrossentropy(smoothing, sparse=True, from_logits=True)(labels, logits)
     assert float(got) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_without_label_smoothing_the_trial_trains_on_the_paper_loss():
     assert isinstance(trial_loss({"learning_rate": 1e-3}),
                       keras.losses.SparseCategoricalCrossentropy)
-    assert isinstance(trial_loss({"label_smoothing": 0.2}), SmoothedSparseCrossentropy)
+    assert isinstance(trial_loss({"label_smoothing": 0.2}), LabelSmoothedCrossentropy)
 
 
 def test_keras_tuner_registers_every_dimension_with_its_sampling():
@@ -115,7 +115,7 @@ def test_keras_tuner_registers_every_dimension_with_its_sampling():
     assert list(values) == [d.name for d in space]
     registered = {h.name: (h.min_value, h.max_value, h.sampling) for h in hp.space}
     assert registered["learning_rate"] == (1e-4, 1e-2, "log")
-    assert registered["magnitude"] == (0.0, 5.0, "linear")
+    assert registered["augmentation"] == (0.0, 5.0, "linear")
 
 
 def test_optuna_suggests_every_dimension_within_its_range():

@@ -167,13 +167,13 @@ def test_with_a_guess_the_returned_model_carries_the_best_trials_regularization(
                                                                                tmp_path):
     result, context, _ = tune(name, tmp_path, guess="good")
     values = result.details["hyperparameters"]
-    assert set(values) == {"learning_rate", "dropout", "magnitude", "label_smoothing"}
+    assert set(values) == {"learning_rate", "dropout", "augmentation", "label_smoothing"}
     dropout = [layer.rate for layer in result.model.layers
                if isinstance(layer, keras.layers.Dropout)]
     translation = [layer.height_factor for layer in result.model.layers
                    if isinstance(layer, keras.layers.RandomTranslation)]
     assert dropout == [pytest.approx(values["dropout"])] * 2
-    assert translation == [pytest.approx(min(1.0, values["magnitude"] * 0.1))]
+    assert translation == [pytest.approx(min(1.0, values["augmentation"] * 0.1))]
     assert result.gradient_steps <= context.budget.member_steps
 
 
