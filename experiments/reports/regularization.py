@@ -1,0 +1,229 @@
+"""The regularized benchmark's page (issue 38): docs/regularization.md and the figure of the
+schedules the populations discovered, from the committed records.
+
+    python -m experiments.regularization_report [--records docs/records/regularization]
+        [--reference docs/records/benchmark] [--out docs/regularization.md]
+
+`--records` holds one benchmark `--out` per variant, named `<scale>_<guess>[_<variant>]`
+(`quick_bad`, `quick_bad_wide`, `quick_bad_wide_random`, `quick_bad_replay`, ...); the
+reference directory holds the unregularized `adam-decay` runs of the same scale. Every cell is
+the test loss mean ± std over the seeds that ran (their count in brackets), with the member-
+steps that ran; a row no record fills says "not run". Two measurements follow the table:
+who each rung of the budget-aware populations kept (their regularization against the members
+it culled: the short-horizon bias), and how the single runs at the two guesses and without
+regularization rank at the first check against the end (the same bias, on runs left alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments.reports.table1 import latest_records, mean_std
+
+__all__ = ["ROWS", "GUESSES", "table", "rung_bias", "early_and_final_ranks", "write_figure",
+           "render", "main"]
+
+GUESSES = ("good", "bad")
+TUNED = ("learning_rate", "dropout", "augmentation", "label_smoothing")
+# (label, directory suffix after "<scale>_<guess>", method, extra model or None)
+ROWS = (
+    ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay", None),
+    ("Hyperband over rate, dropout, augmentation, smoothing (best trial)", "", "hyperband",
+     None),
+    ("Bayesian optimization, same space (best trial)", "", "bayesian", None),
+    ("Optuna TPE + Hyperband pruner, same space (best trial)", "", "optuna", None),
+    ("population, narrow prior: `best_model()`", "", "popdescent-budget", None),
+    ("population, narrow prior: `ensemble_model()`", "", "popdescent-budget", "ensemble"),
+    ("control: random selection, narrow prior", "_random", "popdescent-budget", None),
+    ("population, wide prior: `best_model()`", "_wide", "popdescent-budget", None),
+    ("population, wide prior: `ensemble_model()`", "_wide", "popdescent-budget", "ensemble"),
+    ("control: random selection, wide prior", "_wide_random", "popdescent-budget", None),
+    ("control: replay of the population's schedules (narrow prior)", "_replay", "adam-replay",
+     None),
+    ("control: the population's final values held constant (narrow prior)", "_constant",
+     "adam-constant", None),
+)
+
+
+def load(directory) -> list:
+    path = pathlib.Path(directory)
+    return latest_records(path) if (path / "records.jsonl").exists() else []
+
+
+def test_loss(record, extra=None) -> float:
+    if extra is None:
+        return float(record["test_loss"])
+    return float(record["extras"][extra]["test_loss"])
+
+
+def cell(records, method, extra=None) -> str:
+    runs = [r for r in records if r["method"] == method
+            and (extra is None or extra in (r.get("extras") or {}))]
+    if not runs:
+        return "not run"
+    steps = sorted({int(r["gradient_steps"]) for r in runs})
+    spent = (f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}")
+    return f"{mean_std([test_loss(r, extra) for r in runs])} ({len(runs)}; {spent})"
+
+
+def table(records_root, reference, scale="quick") -> list:
+    """Markdown lines of the test-loss table, one column per guess."""
+    root = pathlib.Path(records_root)
+    unregularized = [r for r in load(reference)
+                     if r.get("scale") == scale and r["dataset"] == "fmnist"
+                     and not r.get("regularization") and not r.get("options")]
+    lines = ["| returned model (FMNIST, member-steps as run) | good guess (dropout 0.3, "
+             "translation 0.1) | bad guess (dropout 0.6, translation 0.3) |",
+             "|---|---|---|",
+             f"| one model, no dropout or augmentation (`adam-decay`) | "
+             f"{cell(unregularized, 'adam-decay')} | (the same) |"]
+    for label, suffix, method, extra in ROWS:
+        cells = [cell(load(root / f"{scale}_{guess}{suffix}"), method, extra)
+                 for guess in GUESSES]
+        if any(c != "not run" for c in cells):
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def rung_bias(records) -> dict:
+    """Over the budget-aware populations' rungs: how many shrinks, and the mean dropout and
+    augmentation of the members each kept against those it culled."""
+    kept = {"dropout": [], "augmentation": []}
+    culled = {"dropout": [], "augmentation": []}
+    shrinks = 0
+    for record in records:
+        if record["method"] != "popdescent-budget":
+            continue
+        lineage = record["details"]["lineage"]
+        for shrink in record["details"]["shrinks"]:
+            entry = next(e for e in lineage if e["gradient_steps"] == shrink["gradient_steps"])
+            shrinks += 1
+            for name in kept:
+                values = entry.get(name)
+                if values is None:
+                    continue
+                kept[name].extend(values[i] for i in shrink["kept"])
+                culled[name].extend(values[i] for i in shrink["left"])
+    return {"shrinks": shrinks,
+            **{f"kept_{name}": float(np.mean(v)) if v else None for name, v in kept.items()},
+            **{f"culled_{name}": float(np.mean(v)) if v else None
+               for name, v in culled.items()}}
+
+
+def early_and_final_ranks(by_setting) -> list:
+    """Per seed: the settings ({name: adam-decay record}) ordered by validation loss at the
+    first check and at the end (the curve's first and last points)."""
+    seeds = sorted(set.intersection(*[set(runs) for runs in by_setting.values()]))
+    rows = []
+    for seed in seeds:
+        runs = {name: by_setting[name][seed] for name in by_setting}
+        early = sorted(runs, key=lambda name: runs[name]["curve"][0][1])
+        final = sorted(runs, key=lambda name: runs[name]["curve"][-1][1])
+        rows.append({"seed": seed, "first_check_steps": runs[early[0]]["curve"][0][0],
+                     "early": early, "final": final})
+    return rows
+
+
+def exported_series(record) -> dict:
+    exported = record["details"].get("exported_hyperparameters") or {}
+    return {name: [value for value, count in runs for _ in range(int(count))]
+            for name, runs in exported.items()}
+
+
+def write_figure(populations, path) -> bool:
+    """One panel per tuned hyperparameter: each returned member's value at each of its own
+    steps, per (variant, seed). False (no figure) when no record exports its schedules."""
+    lines = [(label, record["seed"], exported_series(record)) for label, record in populations]
+    lines = [line for line in lines if line[2]]
+    if not lines:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(TUNED), figsize=(4 * len(TUNED), 3.4))
+    colors = {}
+    for label, seed, series in lines:
+        color = colors.setdefault(label, f"C{len(colors)}")
+        for axis, name in zip(axes, TUNED):
+            if name in series:
+                axis.plot(np.arange(len(series[name])), series[name], color=color, alpha=0.8,
+                          label=label if seed == min(s for lab, s, _ in lines if lab == label)
+                          else None)
+    for axis, name in zip(axes, TUNED):
+        axis.set_title(name.replace("_", " "))
+        axis.set_xlabel("own gradient steps of the returned member")
+    axes[0].set_yscale("log")
+    labelled = [axis for axis in axes if axis.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def render(records_root, reference, out, scale="quick") -> str:
+    root = pathlib.Path(records_root)
+    populations, by_setting = [], {}
+    for guess in GUESSES:
+        for suffix, label in (("", f"{guess} guess, narrow prior"),
+                              ("_wide", f"{guess} guess, wide prior")):
+            populations += [(label, r) for r in load(root / f"{scale}_{guess}{suffix}")
+                            if r["method"] == "popdescent-budget"]
+        by_setting[f"{guess} guess"] = {r["seed"]: r for r in load(root / f"{scale}_{guess}")
+                                        if r["method"] == "adam-decay"}
+    by_setting["none"] = {r["seed"]: r for r in load(reference)
+                          if r["method"] == "adam-decay" and r.get("scale") == scale
+                          and r["dataset"] == "fmnist" and not r.get("options")}
+    figure = pathlib.Path(out).with_suffix(".png")
+    has_figure = write_figure(populations, figure)
+    lines = ["# Tuning what one run cannot: dropout, augmentation, label smoothing", "",
+             f"Rendered by `python -m experiments.regularization_report` from "
+             f"`{root}` (one directory per variant) and the unregularized runs in "
+             f"`{reference}`. Cells: test loss mean ± std (seeds; member-steps that ran).", ""]
+    lines += table(root, reference, scale)
+    lines += ["", "## Who the rungs kept (narrow and wide priors together)", ""]
+    lines += ["| setting | shrinks | dropout kept / culled | augmentation kept / culled |",
+              "|---|---|---|---|"]
+    for guess in GUESSES:
+        for suffix in ("", "_wide"):
+            bias = rung_bias(load(root / f"{scale}_{guess}{suffix}"))
+            if bias["shrinks"]:
+                lines.append(
+                    f"| {guess}{suffix.replace('_', ', ')} | {bias['shrinks']} | "
+                    f"{bias['kept_dropout']:.2f} / {bias['culled_dropout']:.2f} | "
+                    f"{bias['kept_augmentation']:.2f} / {bias['culled_augmentation']:.2f} |")
+    lines += ["", "## Single runs left alone: ranked at the first check and at the end", "",
+              "| seed | first check (steps) | best → worst at the first check | "
+              "best → worst at the end |", "|---|---|---|---|"]
+    for row in early_and_final_ranks({k: v for k, v in by_setting.items() if v}):
+        lines.append(f"| {row['seed']} | {row['first_check_steps']:,} | "
+                     f"{' < '.join(row['early'])} | {' < '.join(row['final'])} |")
+    if has_figure:
+        lines += ["", "## The schedules the populations found", "",
+                  f"![schedules]({figure.name})"]
+    text = "\n".join(lines) + "\n"
+    pathlib.Path(out).write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.regularization_report",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--records", default="docs/records/regularization")
+    parser.add_argument("--reference", default="docs/records/benchmark")
+    parser.add_argument("--out", default="docs/regularization.md")
+    parser.add_argument("--scale", default="quick")
+    args = parser.parse_args(argv)
+    print(render(args.records, args.reference, args.out, args.scale))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The regularized benchmark's page: cells are means over the seeds that ran, rows nobody ran
+are left out, the rung and early-ranking measurements read the records they claim to."""
+
+import json
+
+import pytest
+
+from experiments.reports import regularization as report
+
+
+def record(method, seed, loss, guess=None, **fields):
+    return {"method": method, "dataset": "fmnist", "seed": seed, "scale": "quick",
+            "regularization": False, "options": {"guess": guess} if guess else {},
+            "test_loss": loss, "gradient_steps": 3200, **fields}
+
+
+def write(directory, *records):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def population(seed, loss, dropout, kept, left):
+    lineage = [{"gradient_steps": 160, "dropout": dropout, "augmentation": [1.0] * len(dropout)}]
+    details = {"lineage": lineage, "shrinks": [{"gradient_steps": 160, "kept": kept,
+                                                "left": left}],
+               "exported_hyperparameters": {"dropout": [[0.6, 3], [0.5, 2]],
+                                            "learning_rate": [[1e-3, 5]]}}
+    return record("popdescent-budget", seed, loss, "bad", details=details,
+                  extras={"ensemble": {"test_loss": loss - 0.01}})
+
+
+@pytest.fixture
+def records(tmp_path):
+    curve = lambda first, last: [[320, first, 1.0], [3200, last, 9.0]]  # noqa: E731
+    write(tmp_path / "reference", record("adam-decay", 5, 0.22, curve=curve(0.5, 0.22)),
+          record("adam-decay", 15, 0.24, curve=curve(0.5, 0.24)))
+    write(tmp_path / "regularization" / "quick_bad",
+          record("adam-decay", 5, 0.40, "bad", curve=curve(0.7, 0.43)),
+          record("adam-decay", 15, 0.44, "bad", curve=curve(0.4, 0.20)),
+          population(5, 0.30, [0.2, 0.8, 0.5], kept=[0], left=[1, 2]),
+          population(15, 0.34, [0.4, 0.6, 0.9], kept=[0, 1], left=[2]))
+    return tmp_path
+
+
+def test_cells_are_means_over_the_seeds_that_ran_and_unrun_rows_are_left_out(records):
+    lines = report.table(records / "regularization", records / "reference")
+    text = "\n".join(lines)
+    assert "| one model, no dropout or augmentation (`adam-decay`) | 0.230 ± 0.014 (2; 3,200)" in text
+    guess_row = next(line for line in lines if line.startswith("| one model at the guess"))
+    assert guess_row.endswith("| not run | 0.420 ± 0.028 (2; 3,200) |")
+    ensemble = next(line for line in lines if "narrow prior: `ensemble_model()`" in line)
+    assert "0.310 ± 0.028" in ensemble
+    assert not any("Hyperband" in line for line in lines)  # nobody ran it
+
+
+def test_the_rungs_kept_and_culled_regularization_is_read_from_the_lineage(records):
+    bias = report.rung_bias(report.load(records / "regularization" / "quick_bad"))
+    assert bias["shrinks"] == 2
+    assert bias["kept_dropout"] == pytest.approx((0.2 + 0.4 + 0.6) / 3)
+    assert bias["culled_dropout"] == pytest.approx((0.8 + 0.5 + 0.9) / 3)
+
+
+def test_single_runs_are_ranked_at_the_first_check_and_at_the_end(records):
+    runs = {name: {r["seed"]: r for r in report.load(records / directory)
+                   if r["method"] == "adam-decay"}
+            for name, directory in (("none", "reference"), ("bad", "regularization/quick_bad"))}
+    rows = report.early_and_final_ranks(runs)
+    assert [row["seed"] for row in rows] == [5, 15]
+    assert rows[1]["early"] == ["bad", "none"] and rows[1]["final"] == ["bad", "none"]
+    assert rows[0]["early"] == ["none", "bad"]
+
+
+def test_the_page_and_its_schedule_figure_are_written(records, tmp_path):
+    out = tmp_path / "page.md"
+    text = report.render(records / "regularization", records / "reference", out)
+    assert out.read_text() == text
+    assert (tmp_path / "page.png").exists() and "![schedules](page.png)" in text
