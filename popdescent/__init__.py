@@ -20,6 +20,7 @@ from popdescent.hyperparameters import (
     Uniform,
 )
 from popdescent.callbacks.member_board import MemberBoard
+from popdescent.population.live_regularization import LabelSmoothedCrossentropy
 from popdescent.population.population import Population, load_population
 from popdescent.returned.schedules import BudgetSchedule, ScheduledLearningRate, StepwiseSchedule
 from popdescent.strategies import (
@@ -55,6 +56,7 @@ __all__ = [
     "BudgetSchedule",
     "ScheduledLearningRate",
     "StepwiseSchedule",
+    "LabelSmoothedCrossentropy",
     "Prior",
     "LogUniform",
     "LogNormal",

@@ -205,7 +205,8 @@ class LabelSmoothedCrossentropy(keras.losses.Loss):
         smoothing: e in [0, 1), or a variable holding it.
         sparse: True for integer labels, False for one-hot ones.
         from_logits: whether predictions are logits.
-        reduction, name: as for any Keras loss.
+        reduction: as for any Keras loss.
+        name: as for any Keras loss.
     """
 
     def __init__(self, smoothing=0.0, sparse=True, from_logits=False,
