@@ -46,6 +46,10 @@ ROWS = (
      None),
     ("control: the population's final values held constant (narrow prior)", "_constant",
      "adam-constant", None),
+    ("control: replay of the population's schedules (wide prior)", "_wide_replay",
+     "adam-replay", None),
+    ("control: the population's final values held constant (wide prior)", "_wide_constant",
+     "adam-constant", None),
 )
 
 
