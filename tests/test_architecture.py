@@ -64,9 +64,10 @@ def module_name(path: pathlib.Path) -> str:
     return ".".join(parts)
 
 
-def imported_modules(source: str, module: str, is_package: bool = False) -> set:
+def imported_modules(source: str, module: str, is_package: bool = False,
+                     with_names: bool = True) -> set:
     """Every module `source` (the text of `module`) imports, relative imports resolved;
-    `from a import b` counts as importing both `a` and `a.b`."""
+    `from a import b` counts as importing both `a` and `a.b` (only `a` without `with_names`)."""
     package = module if is_package else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -78,7 +79,8 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> set:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            if with_names:
+                found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -160,18 +162,7 @@ def test_no_room_imports_the_public_api_above_it():
 
 def imported_bases(source: str, module: str, is_package: bool = False) -> set:
     """The modules `source` names in `import a.b` and as `a.b` in `from a.b import c`."""
-    package = module if is_package else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-    return found
+    return imported_modules(source, module, is_package, with_names=False)
 
 
 def test_every_import_of_popdescent_names_a_module_that_exists():
