@@ -14,7 +14,8 @@ before 2026-11-30), `options["commit_early"]` (true/false) the library's `commit
 `options["cooldown_patience"]` (an integer, or null for none) its `cooldown_patience`,
 `options["width"]` ("children", "fresh" or null) and `options["width_members"]` its width
 phase's; `options["selection"]="random"` is the control that keeps and copies members at
-random. With `options["guess"]` the user's model carries dropout and augmentation, and the
+random; `options["tune"]="regularization"` leaves the learning rate at the compiled one (the
+rungs then compare regularization alone). With `options["guess"]` the user's model carries dropout and augmentation, and the
 population tunes them and label smoothing too (`regularization_priors`). The survivor's
 checkpoint is checked at `adam`'s cadence (`restore_best_every` = one check per
 `steps_per_iteration * population_size` member-steps), so both choose among as many
@@ -96,6 +97,14 @@ def _run(context: MethodContext, range_test: bool) -> MethodResult:
     if context.regularization:
         hyperparameters["l2"] = LogUniform(*L2_RANGE)
     hyperparameters.update(regularization_priors(context))
+    tune = context.options.get("tune", "all")
+    if tune not in ("all", "regularization"):
+        raise ValueError(f"options['tune'] must be 'all' or 'regularization', got {tune!r}")
+    if tune == "regularization":  # the rate stays the compiled one (on the schedule)
+        if len(hyperparameters) == 1:
+            raise ValueError("options['tune']='regularization' needs options['guess'] (a model "
+                             "with dropout and augmentation to tune)")
+        del hyperparameters["learning_rate"]
     compiled_rate = geometric_middle(*learning_rate_range(context))
     keras.utils.set_random_seed(context.seed)
 

@@ -167,7 +167,8 @@ def lineage_schedule(population, index):
 def lineage_values(population, index) -> dict:
     """Name -> the value of every tuned hyperparameter at each of member `index`'s own
     gradient steps that its weights still hold, through every copy from a parent: the
-    learning rate as it ran (its base times the schedule or cool-down), the others as set.
+    learning rate as it ran (its base times the schedule or cool-down; also when the rate is
+    not tuned but held in a variable), the others as set.
     What a fresh model replays to retrace the member (`Population.exported_hyperparameters`)."""
     _check_lineage(population)
     if "learning_rate_decay" in population.priors:
@@ -182,8 +183,16 @@ def lineage_values(population, index) -> dict:
             "in the lineage's 'width_wave' entry, not a schedule the lineage replays")
     multiplier = _multiplier_at(population)
     names = list(population.priors)
+    # An untuned rate still ran on the schedule: the member's base rate times it.
+    base_rates = population.live_hyperparameters.base_learning_rate
+    fixed_rate = None
+    if "learning_rate" not in names and base_rates is not None:
+        fixed_rate = float(ops.convert_to_numpy(base_rates[index]))
+        names.append("learning_rate")
     steps, per_step = [], {name: [] for name in names}
     for start, end, size, values in ancestry(population, index):
+        if fixed_rate is not None:
+            values = {**values, "learning_rate": fixed_rate}
         for step in range(start, end, size):
             steps.append(step)
             for name in names:

@@ -217,3 +217,14 @@ def test_every_tuned_hyperparameter_is_exported_per_step_and_replays_in_a_plain_
     replay.fit(np.concatenate([x, x_val]), np.concatenate([y, y_val]), batch_size=16, epochs=1,
                verbose=0)
     assert int(replay.optimizer.iterations.numpy()) == 6
+
+
+def test_an_untuned_rate_is_exported_as_it_ran_beside_the_tuned_regularization(images):
+    x, y, x_val, y_val = images
+    pop = pd.Population(image_model(), size=2, seed=5,
+                        hyperparameters={"dropout": pd.Uniform(0.1, 0.5)})
+    pop.fit(x, y, batch_size=16, epochs=2, steps_per_epoch=2, verbose=0,
+            validation_data=(x_val, y_val), callbacks=[pd.PopDescent(elites=1, cv_batch_size=16)])
+    exported = pop.exported_hyperparameters()
+    assert sorted(exported) == ["dropout", "learning_rate"]
+    assert exported["learning_rate"] == pytest.approx([1e-3] * 4)  # the compiled rate
