@@ -42,6 +42,8 @@ ROWS = (
     ("population, wide prior: `best_model()`", "_wide", "popdescent-budget", None),
     ("population, wide prior: `ensemble_model()`", "_wide", "popdescent-budget", "ensemble"),
     ("control: random selection, wide prior", "_wide_random", "popdescent-budget", None),
+    ("population, wide prior, rate fixed (rungs compare regularization alone)",
+     "_wide_rate_fixed", "popdescent-budget", None),
     ("control: replay of the population's schedules (narrow prior)", "_replay", "adam-replay",
      None),
     ("control: the population's final values held constant (narrow prior)", "_constant",
@@ -177,7 +179,8 @@ def render(records_root, reference, out, scale="quick") -> str:
     populations, by_setting = [], {}
     for guess in GUESSES:
         for suffix, label in (("", f"{guess} guess, narrow prior"),
-                              ("_wide", f"{guess} guess, wide prior")):
+                              ("_wide", f"{guess} guess, wide prior"),
+                              ("_wide_rate_fixed", f"{guess} guess, wide prior, rate fixed")):
             populations += [(label, r) for r in load(root / f"{scale}_{guess}{suffix}")
                             if r["method"] == "popdescent-budget"]
         by_setting[f"{guess} guess"] = {r["seed"]: r for r in load(root / f"{scale}_{guess}")
@@ -192,11 +195,11 @@ def render(records_root, reference, out, scale="quick") -> str:
              f"`{root}` (one directory per variant) and the unregularized runs in "
              f"`{reference}`. Cells: test loss mean ± std (seeds; member-steps that ran).", ""]
     lines += table(root, reference, scale)
-    lines += ["", "## Who the rungs kept (narrow and wide priors together)", ""]
+    lines += ["", "## Who the rungs kept", ""]
     lines += ["| setting | shrinks | dropout kept / culled | augmentation kept / culled |",
               "|---|---|---|---|"]
     for guess in GUESSES:
-        for suffix in ("", "_wide"):
+        for suffix in ("", "_wide", "_wide_random", "_wide_rate_fixed"):
             bias = rung_bias(load(root / f"{scale}_{guess}{suffix}"))
             if bias["shrinks"]:
                 lines.append(
