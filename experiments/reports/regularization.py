@@ -29,29 +29,25 @@ __all__ = ["ROWS", "GUESSES", "table", "rung_bias", "early_and_final_ranks", "wr
 
 GUESSES = ("good", "bad")
 TUNED = ("learning_rate", "dropout", "augmentation", "label_smoothing")
-# (label, directory suffix after "<scale>_<guess>", method, extra model or None)
+# (label, directory suffix after "<scale>_<guess>", method)
 ROWS = (
-    ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay", None),
-    ("Hyperband over rate, dropout, augmentation, smoothing (best trial)", "", "hyperband",
-     None),
-    ("Bayesian optimization, same space (best trial)", "", "bayesian", None),
-    ("Optuna TPE + Hyperband pruner, same space (best trial)", "", "optuna", None),
-    ("population, narrow prior: `best_model()`", "", "popdescent-budget", None),
-    ("population, narrow prior: `ensemble_model()`", "", "popdescent-budget", "ensemble"),
-    ("control: random selection, narrow prior", "_random", "popdescent-budget", None),
-    ("population, wide prior: `best_model()`", "_wide", "popdescent-budget", None),
-    ("population, wide prior: `ensemble_model()`", "_wide", "popdescent-budget", "ensemble"),
-    ("control: random selection, wide prior", "_wide_random", "popdescent-budget", None),
+    ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay"),
+    ("Hyperband over rate, dropout, augmentation, smoothing (best trial)", "", "hyperband"),
+    ("Bayesian optimization, same space (best trial)", "", "bayesian"),
+    ("Optuna TPE + Hyperband pruner, same space (best trial)", "", "optuna"),
+    ("population, narrow prior: `best_model()`", "", "popdescent-budget"),
+    ("control: random selection, narrow prior", "_random", "popdescent-budget"),
+    ("population, wide prior: `best_model()`", "_wide", "popdescent-budget"),
+    ("control: random selection, wide prior", "_wide_random", "popdescent-budget"),
     ("population, wide prior, rate fixed (rungs compare regularization alone)",
-     "_wide_rate_fixed", "popdescent-budget", None),
-    ("control: replay of the population's schedules (narrow prior)", "_replay", "adam-replay",
-     None),
+     "_wide_rate_fixed", "popdescent-budget"),
+    ("control: replay of the population's schedules (narrow prior)", "_replay", "adam-replay"),
     ("control: the population's final values held constant (narrow prior)", "_constant",
-     "adam-constant", None),
+     "adam-constant"),
     ("control: replay of the population's schedules (wide prior)", "_wide_replay",
-     "adam-replay", None),
+     "adam-replay"),
     ("control: the population's final values held constant (wide prior)", "_wide_constant",
-     "adam-constant", None),
+     "adam-constant"),
 )
 
 
@@ -60,20 +56,13 @@ def load(directory) -> list:
     return latest_records(path) if (path / "records.jsonl").exists() else []
 
 
-def test_loss(record, extra=None) -> float:
-    if extra is None:
-        return float(record["test_loss"])
-    return float(record["extras"][extra]["test_loss"])
-
-
-def cell(records, method, extra=None) -> str:
-    runs = [r for r in records if r["method"] == method
-            and (extra is None or extra in (r.get("extras") or {}))]
+def cell(records, method) -> str:
+    runs = [r for r in records if r["method"] == method]
     if not runs:
         return "not run"
     steps = sorted({int(r["gradient_steps"]) for r in runs})
     spent = (f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}")
-    return f"{mean_std([test_loss(r, extra) for r in runs])} ({len(runs)}; {spent})"
+    return f"{mean_std([float(r['test_loss']) for r in runs])} ({len(runs)}; {spent})"
 
 
 def table(records_root, reference, scale="quick") -> list:
@@ -87,8 +76,8 @@ def table(records_root, reference, scale="quick") -> list:
              "|---|---|---|",
              f"| one model, no dropout or augmentation (`adam-decay`) | "
              f"{cell(unregularized, 'adam-decay')} | (the same) |"]
-    for label, suffix, method, extra in ROWS:
-        cells = [cell(load(root / f"{scale}_{guess}{suffix}"), method, extra)
+    for label, suffix, method in ROWS:
+        cells = [cell(load(root / f"{scale}_{guess}{suffix}"), method)
                  for guess in GUESSES]
         if any(c != "not run" for c in cells):
             lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
@@ -96,10 +85,10 @@ def table(records_root, reference, scale="quick") -> list:
 
 
 def rung_bias(records) -> dict:
-    """Over the budget-aware populations' rungs: how many shrinks, and the mean dropout and
-    augmentation of the members each kept against those it culled."""
-    kept = {"dropout": [], "augmentation": []}
-    culled = {"dropout": [], "augmentation": []}
+    """Over the budget-aware populations' rungs: how many shrinks, and the mean dropout,
+    augmentation and learning rate of the members each kept against those it culled."""
+    kept = {"dropout": [], "augmentation": [], "learning_rate": []}
+    culled = {"dropout": [], "augmentation": [], "learning_rate": []}
     shrinks = 0
     for record in records:
         if record["method"] != "popdescent-budget":
@@ -195,9 +184,12 @@ def render(records_root, reference, out, scale="quick") -> str:
              f"`{root}` (one directory per variant) and the unregularized runs in "
              f"`{reference}`. Cells: test loss mean ± std (seeds; member-steps that ran).", ""]
     lines += table(root, reference, scale)
+    lines += ["", "At 3,200 member-steps no survivor cools down, so there is no width phase: a "
+              "population's `ensemble_model()` and `soup_model()` are its best member (the records "
+              "hold both as extras)."]
     lines += ["", "## Who the rungs kept", ""]
-    lines += ["| setting | shrinks | dropout kept / culled | augmentation kept / culled |",
-              "|---|---|---|---|"]
+    lines += ["| setting | shrinks | dropout kept / culled | augmentation kept / culled | "
+              "learning rate kept / culled |", "|---|---|---|---|---|"]
     for guess in GUESSES:
         for suffix in ("", "_wide", "_wide_random", "_wide_rate_fixed"):
             bias = rung_bias(load(root / f"{scale}_{guess}{suffix}"))
@@ -205,7 +197,9 @@ def render(records_root, reference, out, scale="quick") -> str:
                 lines.append(
                     f"| {guess}{suffix.replace('_', ', ')} | {bias['shrinks']} | "
                     f"{bias['kept_dropout']:.2f} / {bias['culled_dropout']:.2f} | "
-                    f"{bias['kept_augmentation']:.2f} / {bias['culled_augmentation']:.2f} |")
+                    f"{bias['kept_augmentation']:.2f} / {bias['culled_augmentation']:.2f} | "
+                    + (f"{bias['kept_learning_rate']:.1e} / {bias['culled_learning_rate']:.1e} |"
+                       if bias["kept_learning_rate"] is not None else "not tuned |"))
     lines += ["", "## Single runs left alone: ranked at the first check and at the end", "",
               "| seed | first check (steps) | best → worst at the first check | "
               "best → worst at the end |", "|---|---|---|---|"]
