@@ -101,8 +101,11 @@ def rung_bias(records) -> dict:
                 values = entry.get(name)
                 if values is None:
                     continue
+                # `kept` numbers the iteration's slots (`left` names origins): the culled
+                # members are the other slots.
                 kept[name].extend(values[i] for i in shrink["kept"])
-                culled[name].extend(values[i] for i in shrink["left"])
+                culled[name].extend(value for i, value in enumerate(values)
+                                    if i not in shrink["kept"])
     return {"shrinks": shrinks,
             **{f"kept_{name}": float(np.mean(v)) if v else None for name, v in kept.items()},
             **{f"culled_{name}": float(np.mean(v)) if v else None
@@ -195,7 +198,8 @@ def render(records_root, reference, out, scale="quick") -> str:
             bias = rung_bias(load(root / f"{scale}_{guess}{suffix}"))
             if bias["shrinks"]:
                 lines.append(
-                    f"| {guess}{suffix.replace('_', ', ')} | {bias['shrinks']} | "
+                    f"| {guess}{suffix.replace('_rate_fixed', ', rate fixed').replace('_', ', ')} | "
+                    f"{bias['shrinks']} | "
                     f"{bias['kept_dropout']:.2f} / {bias['culled_dropout']:.2f} | "
                     f"{bias['kept_augmentation']:.2f} / {bias['culled_augmentation']:.2f} | "
                     + (f"{bias['kept_learning_rate']:.1e} / {bias['culled_learning_rate']:.1e} |"

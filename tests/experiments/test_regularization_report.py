@@ -38,7 +38,7 @@ def records(tmp_path):
           record("adam-decay", 5, 0.40, "bad", curve=curve(0.7, 0.43)),
           record("adam-decay", 15, 0.44, "bad", curve=curve(0.4, 0.20)),
           population(5, 0.30, [0.2, 0.8, 0.5], kept=[0], left=[1, 2]),
-          population(15, 0.34, [0.4, 0.6, 0.9], kept=[0, 1], left=[2]))
+          population(15, 0.34, [0.4, 0.6, 0.9], kept=[0, 1], left=[7]))  # left: origins
     return tmp_path
 
 
