@@ -32,8 +32,8 @@ import keras
 from experiments.core.contract import MethodContext, MethodResult, build_context_model
 from experiments.methods.adam import compiled_learning_rate, cooldown_option, train_model
 from experiments.methods.search_space import build_trial_model, trial_loss
-from popdescent import BudgetSchedule, StepwiseSchedule
-from popdescent.population.live_regularization import LabelSmoothedCrossentropy, bind
+from popdescent import BudgetSchedule, LabelSmoothedCrossentropy, StepwiseSchedule
+from popdescent.population.live_regularization import bind
 
 __all__ = ["run", "run_constant", "exported_values", "population_record"]
 

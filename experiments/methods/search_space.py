@@ -35,7 +35,7 @@ from experiments.core.contract import (
     user_regularization,
 )
 from experiments.core.models import paper_loss
-from popdescent.population.live_regularization import LabelSmoothedCrossentropy
+from popdescent import LabelSmoothedCrossentropy
 
 __all__ = ["Dimension", "search_space", "paper_space", "keras_tuner_values", "optuna_values",
            "build_trial_model", "trial_loss", "DROPOUT_RANGE", "AUGMENTATION_RANGE",

@@ -67,3 +67,25 @@ def test_random_selection_shuffles_fitness_among_finite_members_only():
     orders = {tuple(np.argsort(RandomSelectionFitness(5)(losses + shift)[finite]))
               for shift in np.linspace(0, 0.1, 20)}
     assert len(orders) > 1  # not the fitness order every time
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"guess": "awful"}, r"options\['guess'\] must be one of \('good', 'bad'\), got 'awful'"),
+    ({"guess": "bad", "prior": "huge"}, r"options\['prior'\] must be one of .*got 'huge'"),
+])
+def test_bad_regularization_options_are_refused_before_training(tmp_path, options, message):
+    from experiments.core.contract import regularization_priors
+
+    with pytest.raises(ValueError, match=message):
+        regularization_priors(context(tmp_path, **options))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"selection": "greedy"}, r"options\['selection'\] must be one of \['fitness', 'random'\], "
+                              r"got 'greedy'"),
+])
+def test_a_bad_selection_option_is_refused(tmp_path, options, message):
+    from experiments.methods.popdescent_budget import selection_option
+
+    with pytest.raises(ValueError, match=message):
+        selection_option(context(tmp_path, **options))

@@ -7,7 +7,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-from popdescent.population.live_regularization import LabelSmoothedCrossentropy
+from popdescent import LabelSmoothedCrossentropy
 
 from experiments.core.contract import MethodContext, get_budget
 from experiments.methods.search_space import (
