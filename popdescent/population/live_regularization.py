@@ -70,6 +70,12 @@ def regularization_layers(model, name) -> list:
     return []
 
 
+def _scaled_factors(layer):
+    """(factors, bounds) of `layer`'s kind in `_SCALED_FACTORS` (subclasses included, as
+    `regularization_layers` finds them)."""
+    return next(entry for kind, entry in _SCALED_FACTORS.items() if isinstance(layer, kind))
+
+
 def _crossentropy(model):
     """(sparse, from_logits) of a model compiled with one cross-entropy loss, else None."""
     loss = model.loss
@@ -169,7 +175,7 @@ def _bind_augmentation(layer, magnitude):
 
         object.__setattr__(layer, "get_random_transformation", flip_transformation)
         return
-    factors, bounds = _SCALED_FACTORS[type(layer)]
+    factors, bounds = _scaled_factors(layer)
     pairs = [attributes for attributes in factors.values()
              if getattr(layer, attributes[0], None) is not None]
 
@@ -275,7 +281,7 @@ def carry_values(model, values) -> None:
                     "population trains, but a Keras RandomFlip has no off setting: the "
                     "returned model flips as the user wrote", stacklevel=3)
             continue
-        factors, bounds = _SCALED_FACTORS[type(layer)]
+        factors, bounds = _scaled_factors(layer)
         for config_attribute, attributes in factors.items():
             if getattr(layer, attributes[0], None) is None:
                 continue
