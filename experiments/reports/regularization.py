@@ -12,6 +12,10 @@ steps that ran; a row no record fills says "not run". Two measurements follow th
 who each rung of the budget-aware populations kept (their regularization against the members
 it culled: the short-horizon bias), and how the single runs at the two guesses and without
 regularization rank at the first check against the end (the same bias, on runs left alone).
+Where `middle_good` holds records, a second table shows the good guess at 12,800 member-steps
+(every row the issue asks for, "not run" included; the population's ensemble and soup read
+from the records' extras), with each population's survivor: its own steps, when it cooled
+down, how many members its width phase finished, its final values.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import numpy as np
 
 from experiments.reports.table1 import latest_records, mean_std
 
-__all__ = ["ROWS", "GUESSES", "table", "rung_bias", "early_and_final_ranks", "write_figure",
-           "render", "main"]
+__all__ = ["ROWS", "MIDDLE_ROWS", "GUESSES", "table", "middle_table", "survivors", "rung_bias",
+           "early_and_final_ranks", "write_figure", "render", "main"]
 
 GUESSES = ("good", "bad")
 TUNED = ("learning_rate", "dropout", "augmentation", "label_smoothing")
@@ -50,38 +54,88 @@ ROWS = (
      "adam-constant"),
 )
 
+# The 12,800-step rows (good guess only, as the issue asks): (label, directory suffix after
+# "middle_good", method, the extra model of the record read instead of the returned one).
+MIDDLE_ROWS = (
+    ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay", None),
+    ("population: `best_model()`", "", "popdescent-budget", None),
+    ("population: `ensemble_model()`", "", "popdescent-budget", "ensemble"),
+    ("population: `soup_model()`", "", "popdescent-budget", "soup"),
+    ("control: independent ensemble at the population's horizon", "_ensemble",
+     "independent-ensemble", None),
+    ("control: random selection", "_random", "popdescent-budget", None),
+)
+
 
 def load(directory) -> list:
     path = pathlib.Path(directory)
     return latest_records(path) if (path / "records.jsonl").exists() else []
 
 
-def cell(records, method) -> str:
-    runs = [r for r in records if r["method"] == method]
+def cell(records, method, extra=None) -> str:
+    """The test loss of `method`'s records (of their `extras[extra]` model where given):
+    mean ± std (seeds; member-steps that ran), or "not run"."""
+    runs = [r for r in records if r["method"] == method
+            and (extra is None or extra in (r.get("extras") or {}))]
     if not runs:
         return "not run"
     steps = sorted({int(r["gradient_steps"]) for r in runs})
     spent = (f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,}")
-    return f"{mean_std([float(r['test_loss']) for r in runs])} ({len(runs)}; {spent})"
+    losses = [float(r["test_loss"] if extra is None else r["extras"][extra]["test_loss"])
+              for r in runs]
+    return f"{mean_std(losses)} ({len(runs)}; {spent})"
+
+
+def unregularized(reference, scale) -> list:
+    """The plain `adam-decay` FMNIST runs of `scale` in `reference` (no options, no L2)."""
+    return [r for r in load(reference)
+            if r.get("scale") == scale and r["dataset"] == "fmnist"
+            and not r.get("regularization") and not r.get("options")]
 
 
 def table(records_root, reference, scale="quick") -> list:
     """Markdown lines of the test-loss table, one column per guess."""
     root = pathlib.Path(records_root)
-    unregularized = [r for r in load(reference)
-                     if r.get("scale") == scale and r["dataset"] == "fmnist"
-                     and not r.get("regularization") and not r.get("options")]
     lines = ["| returned model (FMNIST, member-steps as run) | good guess (dropout 0.3, "
              "translation 0.1) | bad guess (dropout 0.6, translation 0.3) |",
              "|---|---|---|",
              f"| one model, no dropout or augmentation (`adam-decay`) | "
-             f"{cell(unregularized, 'adam-decay')} | (the same) |"]
+             f"{cell(unregularized(reference, scale), 'adam-decay')} | (the same) |"]
     for label, suffix, method in ROWS:
         cells = [cell(load(root / f"{scale}_{guess}{suffix}"), method)
                  for guess in GUESSES]
         if any(c != "not run" for c in cells):
             lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
     return lines
+
+
+def middle_table(records_root, reference, scale="middle") -> list:
+    """Markdown lines of the good guess's table at `scale`: every row the issue asks for,
+    "not run" where no record fills it."""
+    root = pathlib.Path(records_root)
+    lines = ["| returned model (FMNIST, good guess) | test loss (seeds; member-steps as run) |",
+             "|---|---|",
+             f"| one model, no dropout or augmentation (`adam-decay`) | "
+             f"{cell(unregularized(reference, scale), 'adam-decay')} |"]
+    for label, suffix, method, extra in MIDDLE_ROWS:
+        lines.append(f"| {label} | {cell(load(root / f'{scale}_good{suffix}'), method, extra)} |")
+    return lines
+
+
+def survivors(records) -> list:
+    """Per budget-aware population: its seed, the returned member's own steps and final
+    values, the member-steps at which its survivor cooled down (None: it never did) and how
+    many finished members its width phase left."""
+    rows = []
+    for record in sorted(records, key=lambda r: r["seed"]):
+        if record["method"] != "popdescent-budget":
+            continue
+        details = record["details"]
+        rows.append({"seed": record["seed"], "own_steps": details.get("own_gradient_steps"),
+                     "hyperparameters": details.get("hyperparameters") or {},
+                     "cooled_at": (details.get("cooldown") or {}).get("gradient_steps"),
+                     "finished": len(details.get("finished") or [])})
+    return rows
 
 
 def rung_bias(records) -> dict:
@@ -166,7 +220,8 @@ def write_figure(populations, path) -> bool:
     return True
 
 
-def render(records_root, reference, out, scale="quick") -> str:
+def render(records_root, reference, out, scale="quick",
+           middle_reference="docs/records/width") -> str:
     root = pathlib.Path(records_root)
     populations, by_setting = [], {}
     for guess in GUESSES:
@@ -177,6 +232,8 @@ def render(records_root, reference, out, scale="quick") -> str:
                             if r["method"] == "popdescent-budget"]
         by_setting[f"{guess} guess"] = {r["seed"]: r for r in load(root / f"{scale}_{guess}")
                                         if r["method"] == "adam-decay"}
+    populations += [("good guess, 12,800 member-steps", r) for r in load(root / "middle_good")
+                    if r["method"] == "popdescent-budget"]
     by_setting["none"] = {r["seed"]: r for r in load(reference)
                           if r["method"] == "adam-decay" and r.get("scale") == scale
                           and r["dataset"] == "fmnist" and not r.get("options")}
@@ -210,6 +267,29 @@ def render(records_root, reference, out, scale="quick") -> str:
     for row in early_and_final_ranks({k: v for k, v in by_setting.items() if v}):
         lines.append(f"| {row['seed']} | {row['first_check_steps']:,} | "
                      f"{' < '.join(row['early'])} | {' < '.join(row['final'])} |")
+    middle = load(root / "middle_good")
+    if middle:
+        lines += ["", "## 12,800 member-steps, good guess", "",
+                  f"The unregularized row: `{middle_reference}` (the width study's runs).", ""]
+        lines += middle_table(root, middle_reference)
+        lines += ["", "| seed | returned member's own steps | survivor cooled down at "
+                  "(member-steps) | finished members | returned member's values |",
+                  "|---|---|---|---|---|"]
+        for row in survivors(middle):
+            values = ", ".join(f"{name} {value:.3g}"
+                               for name, value in row["hyperparameters"].items())
+            cooled = f"{row['cooled_at']:,}" if row["cooled_at"] is not None else "never"
+            own = f"{row['own_steps']:,}" if row["own_steps"] is not None else "?"
+            lines.append(f"| {row['seed']} | {own} | {cooled} | {row['finished']} | "
+                         f"{values} |")
+        bias = rung_bias(middle)
+        if bias["shrinks"]:
+            lines += ["", f"Its {bias['shrinks']} shrinks kept dropout "
+                      f"{bias['kept_dropout']:.2f} and augmentation "
+                      f"{bias['kept_augmentation']:.2f} against {bias['culled_dropout']:.2f} "
+                      f"and {bias['culled_augmentation']:.2f} culled (learning rate "
+                      f"{bias['kept_learning_rate']:.1e} against "
+                      f"{bias['culled_learning_rate']:.1e})."]
     if has_figure:
         lines += ["", "## The schedules the populations found", "",
                   f"![schedules]({figure.name})"]
@@ -225,8 +305,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", default="docs/records/benchmark")
     parser.add_argument("--out", default="docs/regularization.md")
     parser.add_argument("--scale", default="quick")
+    parser.add_argument("--middle-reference", default="docs/records/width",
+                        help="the unregularized adam-decay runs at 12,800 member-steps")
     args = parser.parse_args(argv)
-    print(render(args.records, args.reference, args.out, args.scale))
+    print(render(args.records, args.reference, args.out, args.scale, args.middle_reference))
     return 0
 
 

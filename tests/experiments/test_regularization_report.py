@@ -73,3 +73,24 @@ def test_the_page_and_its_schedule_figure_are_written(records, tmp_path):
     text = report.render(records / "regularization", records / "reference", out)
     assert out.read_text() == text
     assert (tmp_path / "page.png").exists() and "![schedules](page.png)" in text
+
+
+def test_the_middle_table_reads_ensemble_and_soup_from_extras_and_names_unrun_rows(tmp_path):
+    middle = lambda method, seed, loss, **fields: dict(  # noqa: E731
+        record(method, seed, loss, "good", **fields), scale="middle", gradient_steps=12800)
+    write(tmp_path / "middle_good", middle("adam-decay", 5, 0.25),
+          middle("popdescent-budget", 5, 0.24, details={"own_gradient_steps": 9000,
+                                                         "hyperparameters": {"dropout": 0.2}},
+                 extras={"ensemble": {"test_loss": 0.20}, "soup": {"test_loss": 0.22}}),
+          middle("popdescent-budget", 15, 0.26, details={"cooldown": {"gradient_steps": 7000}},
+                 extras={"ensemble": {"test_loss": 0.22}, "soup": {"test_loss": 0.24}}))
+    lines = report.middle_table(tmp_path, tmp_path / "no-reference")
+    row = {line.split(" | ")[0][2:]: line.split(" | ")[1].rstrip(" |") for line in lines[2:]}
+    assert row["population: `best_model()`"] == "0.250 ± 0.014 (2; 12,800)"
+    assert row["population: `ensemble_model()`"] == "0.210 ± 0.014 (2; 12,800)"
+    assert row["population: `soup_model()`"] == "0.230 ± 0.014 (2; 12,800)"
+    assert row["control: random selection"] == "not run"
+    assert row["one model, no dropout or augmentation (`adam-decay`)"] == "not run"
+    rows = report.survivors(report.load(tmp_path / "middle_good"))
+    assert [(r["seed"], r["cooled_at"], r["own_steps"]) for r in rows] == [
+        (5, None, 9000), (15, 7000, None)]
