@@ -29,7 +29,7 @@ import numpy as np
 from experiments.reports.table1 import latest_records, mean_std
 
 __all__ = ["ROWS", "MIDDLE_ROWS", "GUESSES", "table", "middle_table", "survivors", "rung_bias",
-           "early_and_final_ranks", "write_figure", "render", "main"]
+           "early_and_final_ranks", "ranks_at", "write_figure", "render", "main"]
 
 GUESSES = ("good", "bad")
 TUNED = ("learning_rate", "dropout", "augmentation", "label_smoothing")
@@ -180,6 +180,25 @@ def early_and_final_ranks(by_setting) -> list:
     return rows
 
 
+def ranks_at(by_setting, steps) -> list:
+    """Per seed: the settings ({name: {seed: adam-decay record}}) ordered by their validation
+    loss at the last check at or before each of `steps` (None: the run's last check), with
+    the losses: where the order at a rung's horizon differs from the order at the end, a
+    selection at that horizon picks the setting that finishes worse."""
+    seeds = sorted(set.intersection(*[set(runs) for runs in by_setting.values()]))
+    rows = []
+    for seed in seeds:
+        orders = []
+        for step in steps:
+            losses = {}
+            for name, runs in by_setting.items():
+                points = [p for p in runs[seed]["curve"] if step is None or p[0] <= step]
+                losses[name] = points[-1][1] if points else float("nan")
+            orders.append(sorted(losses.items(), key=lambda item: item[1]))
+        rows.append({"seed": seed, "orders": orders})
+    return rows
+
+
 def exported_series(record) -> dict:
     exported = record["details"].get("exported_hyperparameters") or {}
     return {name: [value for value, count in runs for _ in range(int(count))]
@@ -282,6 +301,18 @@ def render(records_root, reference, out, scale="quick",
             own = f"{row['own_steps']:,}" if row["own_steps"] is not None else "?"
             lines.append(f"| {row['seed']} | {own} | {cooled} | {row['finished']} | "
                          f"{values} |")
+        singles = {"good guess": {r["seed"]: r for r in middle if r["method"] == "adam-decay"},
+                   "none": {r["seed"]: r for r in unregularized(middle_reference, "middle")
+                            if r["method"] == "adam-decay"}}
+        if all(singles.values()):
+            horizons = (640, 2560, None)  # the rungs' horizons (5 % and 20 %), the end
+            lines += ["", "Single runs left alone, ranked by validation loss where the rungs "
+                      "decide (5 % and 20 % of the budget) and at their last check:", "",
+                      "| seed | at 640 member-steps | at 2,560 | at the end |", "|---|---|---|---|"]
+            for row in ranks_at(singles, horizons):
+                lines.append(f"| {row['seed']} | " + " | ".join(
+                    " < ".join(f"{name} {loss:.3f}" for name, loss in order)
+                    for order in row["orders"]) + " |")
         bias = rung_bias(middle)
         if bias["shrinks"]:
             lines += ["", f"Its {bias['shrinks']} shrinks kept dropout "

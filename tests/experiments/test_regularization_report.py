@@ -94,3 +94,12 @@ def test_the_middle_table_reads_ensemble_and_soup_from_extras_and_names_unrun_ro
     rows = report.survivors(report.load(tmp_path / "middle_good"))
     assert [(r["seed"], r["cooled_at"], r["own_steps"]) for r in rows] == [
         (5, None, 9000), (15, 7000, None)]
+
+
+def test_ranks_at_a_horizon_use_the_last_check_before_it():
+    runs = {"none": {5: {"curve": [[640, 0.40, 0], [2560, 0.30, 0], [6400, 0.26, 0]]}},
+            "good": {5: {"curve": [[640, 0.50, 0], [2560, 0.33, 0], [12800, 0.22, 0]]}}}
+    [row] = report.ranks_at(runs, (1000, 2560, None))
+    assert [[name for name, _ in order] for order in row["orders"]] == [
+        ["none", "good"], ["none", "good"], ["good", "none"]]
+    assert row["orders"][2][0] == ("good", 0.22)
