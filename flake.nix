@@ -50,6 +50,7 @@
             ps.scikit-learn
             ps.pytest
             ps.pytest-timeout
+            ps.pytest-xdist
             ps.setuptools
             ps.pip
           ]);

@@ -27,7 +27,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout", "scikit-learn"],
+        "test": ["pytest>=7", "pytest-timeout", "pytest-xdist", "scikit-learn"],
         # popdescent.ray: PopDescent as a Ray Tune scheduler, and islands of populations.
         "ray": ["ray[tune]>=2.9"],
         # The benchmark's `optuna` method: Optuna's TPE sampler with Hyperband pruning,
