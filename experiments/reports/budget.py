@@ -29,7 +29,8 @@ from popdescent.strategies.budget_aware import BudgetAwareness, default_rungs
 
 METHODS = ("adam", "adam-decay", "adam-decay-rt", "adam-decay-ensemble", "pbt", "popdescent",
            "popdescent:ensemble", "es-single", "pes", "truncated-es", "popdescent-budget",
-           "popdescent-budget-rt", "popdescent-budget-rt:ensemble", "popdescent-budget-rt:soup")
+           "popdescent-budget-rt", "popdescent-budget-rt:ensemble", "popdescent-budget-rt:soup", "hyperband", "bayesian",
+           "optuna")
 LABELS = {
     "adam": "Adam, constant rate",
     "adam-decay": "Adam + budget schedule",
@@ -45,6 +46,9 @@ LABELS = {
     "popdescent-budget-rt": "**PopDescent, budget-aware (default: + range test)**",
     "popdescent-budget-rt:ensemble": "PopDescent, budget-aware: its ensemble_model()",
     "popdescent-budget-rt:soup": "PopDescent, budget-aware: its soup_model()",
+    "hyperband": "KerasTuner Hyperband (best trial, each an adam-decay run)",
+    "bayesian": "KerasTuner BayesianOptimization (best trial, each an adam-decay run)",
+    "optuna": "Optuna TPE + Hyperband pruner (best trial, each an adam-decay run)",
 }
 BUDGET_AWARE = ("popdescent-budget", "popdescent-budget-rt")
 RANGES = ("paper", "too-small", "too-large")

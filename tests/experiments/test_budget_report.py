@@ -259,3 +259,16 @@ def test_the_width_names_a_variant_only_where_a_survivor_cooled_down():
     assert budget.variant_name(record) == "popdescent-budget-rt"  # never reached the width
     record["details"]["cooldown"] = {"gradient_steps": 9600, "length": 640}
     assert budget.variant_name(record) == 'popdescent-budget-rt width="other-than-default"'
+
+
+def test_the_tuners_keras_users_pick_have_rows_of_their_own(results):
+    with open(results / "results" / "records.jsonl", "a") as stream:
+        for method, loss in (("hyperband", 0.26), ("optuna", 0.27)):
+            stream.write(json.dumps(_record(method, 5, loss)) + "\n")
+    groups = budget.load(results / "results", results / "robustness", "quick")
+    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
+    assert "| KerasTuner Hyperband (best trial, each an adam-decay run) | 0.260 (n=1: 5) | " \
+           "not run | not run |" in text
+    assert "| Optuna TPE + Hyperband pruner (best trial, each an adam-decay run) | 0.270 " \
+           "(n=1: 5) |" in text
+    assert "BayesianOptimization" not in text  # nobody ran it: no row
