@@ -210,16 +210,6 @@ def test_a_run_made_before_the_cool_down_is_a_variant_row_and_a_cooled_run_shows
     assert "| 2624 | 0 | 1280 | 1920-2400 |" in text
 
 
-def test_the_gradient_estimating_strategies_have_rows_of_their_own(results):
-    with open(results / "results" / "records.jsonl", "a") as stream:
-        for method, loss in (("es-single", 0.30), ("pes", 0.31)):
-            stream.write(json.dumps(_record(method, 5, loss)) + "\n")
-    groups = budget.load(results / "results", results / "robustness", "quick")
-    text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
-    assert "| ES-Single | 0.300 (n=1: 5) | not run | not run |" in text
-    assert "| PES | 0.310 (n=1: 5) | not run | not run |" in text
-
-
 def test_another_scale_is_rendered_to_files_of_its_own(tmp_path):
     """The 32,000-step runs (scale "paper") get docs/budget_aware_paper.*, and leave the
     quick-scale table in docs/budget_aware.md as it was."""
@@ -261,14 +251,21 @@ def test_the_width_names_a_variant_only_where_a_survivor_cooled_down():
     assert budget.variant_name(record) == 'popdescent-budget-rt width="other-than-default"'
 
 
-def test_the_tuners_keras_users_pick_have_rows_of_their_own(results):
+@pytest.mark.parametrize("runs, rows", [
+    ((("es-single", 0.30), ("pes", 0.31)),
+     ("| ES-Single | 0.300 (n=1: 5) | not run | not run |",
+      "| PES | 0.310 (n=1: 5) | not run | not run |")),
+    ((("hyperband", 0.26), ("optuna", 0.27)),
+     ("| KerasTuner Hyperband (best trial, each an adam-decay run) | 0.260 (n=1: 5) | not run | "
+      "not run |",
+      "| Optuna TPE + Hyperband pruner (best trial, each an adam-decay run) | 0.270 (n=1: 5) |")),
+], ids=["gradient-estimating strategies", "tuners Keras users pick"])
+def test_other_methods_have_rows_of_their_own_and_unrun_ones_none(results, runs, rows):
     with open(results / "results" / "records.jsonl", "a") as stream:
-        for method, loss in (("hyperband", 0.26), ("optuna", 0.27)):
+        for method, loss in runs:
             stream.write(json.dumps(_record(method, 5, loss)) + "\n")
     groups = budget.load(results / "results", results / "robustness", "quick")
     text = budget.write_markdown(groups, results / "budget_aware.md", "quick")
-    assert "| KerasTuner Hyperband (best trial, each an adam-decay run) | 0.260 (n=1: 5) | " \
-           "not run | not run |" in text
-    assert "| Optuna TPE + Hyperband pruner (best trial, each an adam-decay run) | 0.270 " \
-           "(n=1: 5) |" in text
+    for row in rows:
+        assert row in text
     assert "BayesianOptimization" not in text  # nobody ran it: no row
