@@ -103,3 +103,31 @@ def test_ranks_at_a_horizon_use_the_last_check_before_it():
     assert [[name for name, _ in order] for order in row["orders"]] == [
         ["none", "good"], ["none", "good"], ["good", "none"]]
     assert row["orders"][2][0] == ("good", 0.22)
+
+
+def test_the_cifar_table_reads_its_own_directories_and_shows_the_rows_the_issue_asks(records):
+    write(records / "regularization" / "cifar_quick_good",
+          dict(record("adam-decay", 5, 0.90, "good"), dataset="cifar10", gradient_steps=2560))
+    lines = report.table(records / "regularization", records / "reference", "quick", "cifar10",
+                         report.CIFAR_REQUIRED)
+    assert lines[0].startswith("| returned model (CIFAR-10,")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[2:]}
+    assert rows["one model at the guess (`adam-decay`: schedule, cool-down)"].endswith(
+        "| 0.900 (1; 2,560) | not run |")
+    assert rows["control: random selection, narrow prior"].endswith("| not run | not run |")
+    assert "Bayesian optimization, same space (best trial)" not in rows  # not required
+    assert "0.220" not in rows["one model, no dropout or augmentation (`adam-decay`)"]  # FMNIST's
+
+
+def test_without_a_measured_horizon_the_independent_ensemble_is_said_to_be_one_run(tmp_path):
+    write(tmp_path / "middle_good", dict(record("popdescent-budget", 5, 0.22, "good",
+                                                details={}), scale="middle"))
+    lines = report.middle_table(tmp_path, tmp_path / "no-reference")
+    row = next(line for line in lines if "independent ensemble" in line)
+    assert "none measured a horizon" in row
+    write(tmp_path / "middle_good", dict(record("popdescent-budget", 5, 0.22, "good",
+                                                details={"cooldown": {"gradient_steps": 7000}}),
+                                         scale="middle"))
+    row = next(line for line in report.middle_table(tmp_path, tmp_path / "no-reference")
+               if "independent ensemble" in line)
+    assert row.endswith("| not run |")
