@@ -1,10 +1,11 @@
 """Renders issue 19's evidence: `budget_aware.md` and `budget_aware.png`.
 
     python -m experiments.budget_report [--results results] [--robustness results/robustness]
-        [--scale quick] [--docs docs] [--variants DIR ...]
+        [--scale quick] [--docs docs] [--variants DIR ...] [--name STEM]
 
 writes docs/budget_aware.{md,png} and budget_aware_bias.png for the quick scale, and
-docs/budget_aware_<scale>.* for another (the paper scale's 32,000-step FMNIST runs).
+docs/budget_aware_<scale>.* for another (the paper scale's 32,000-step FMNIST runs), or
+docs/<STEM>.* with --name.
 
 Reads the `quick`-scale records of `experiments.benchmark` (the paper's learning-rate range)
 and of `experiments.robustness` (the too-small and too-large ranges) and writes, per dataset,
@@ -446,12 +447,18 @@ def main(argv=None) -> int:
                              "variant needs its own --out)")
     parser.add_argument("--sweep", default="results/lr_sweep",
                         help="single runs at fixed rates (benchmark --out DIR/<rate>)")
+    parser.add_argument("--name", default=None,
+                        help="file stem of the page and figures (default budget_aware, or "
+                             "budget_aware_<scale> for another scale): a table from other "
+                             "records, e.g. the tuners against the population, leaves the "
+                             "committed pages alone")
     args = parser.parse_args(argv)
     groups = load(args.results, args.robustness, args.scale, args.variants)
     docs = pathlib.Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     # The quick scale is the issue's main table; another scale gets files of its own.
-    stem = "budget_aware" if args.scale == "quick" else f"budget_aware_{args.scale}"
+    stem = args.name or ("budget_aware" if args.scale == "quick"
+                         else f"budget_aware_{args.scale}")
     print(write_markdown(groups, docs / f"{stem}.md", args.scale))
     write_figure(groups, docs / f"{stem}.png")
     write_bias_figure(groups, args.sweep, args.scale, docs / f"{stem}_bias.png")

@@ -230,6 +230,22 @@ def test_another_scale_is_rendered_to_files_of_its_own(tmp_path):
     assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
 
 
+def test_a_named_table_leaves_the_committed_page_alone(tmp_path):
+    """--name renders other records (the tuners beside the population) to a page of their own."""
+    _write(tmp_path / "results", [_record("adam-decay", 5, 0.224)])
+    _write(tmp_path / "tuners", [_record("hyperband", 5, 0.231)])
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "budget_aware.md").write_text("the quick-scale table")
+    budget.main(["--results", str(tmp_path / "results"), "--robustness",
+                 str(tmp_path / "robustness"), "--variants", str(tmp_path / "tuners"),
+                 "--sweep", str(tmp_path / "none"), "--docs", str(docs),
+                 "--name", "tuners_quick"])
+    text = (docs / "tuners_quick.md").read_text()
+    assert f"| {budget.LABELS['hyperband']} | 0.231 (n=1: 5) |" in text
+    assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
+
+
 def test_the_figure_draws_the_loss_of_the_model_a_guarded_run_would_return():
     record = _record("popdescent-budget-rt", 5, 0.26)
     record["curve"] = [[640, 0.5], [1280, 0.30], [1920, 0.28], [2560, 0.40], [3200, 0.28]]
