@@ -105,6 +105,13 @@ def test_ranks_at_a_horizon_use_the_last_check_before_it():
     assert row["orders"][2][0] == ("good", 0.22)
 
 
+def test_the_annealed_order_is_by_mean_test_loss_over_seeds():
+    runs = {"none": {5: {"test_loss": 0.22}, 15: {"test_loss": 0.23}},
+            "good guess": {5: {"test_loss": 0.20}, 15: {"test_loss": 0.30}},
+            "bad guess": {}}
+    assert report.annealed_order(runs) == [("none", 0.225), ("good guess", 0.25)]
+
+
 def test_the_cifar_table_reads_its_own_directories_and_shows_the_rows_the_issue_asks(records):
     write(records / "regularization" / "cifar_quick_good",
           dict(record("adam-decay", 5, 0.90, "good"), dataset="cifar10", gradient_steps=2560))
