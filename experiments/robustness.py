@@ -8,7 +8,7 @@
 Ranges (`RANGES`): too small [1e-6, 1e-5], too large [0.05, 0.5] and the paper's [1e-4, 1e-2].
 Each method gets the range through `MethodContext.options["lr_range"]` and honours it: `adam`
 trains at its geometric middle, grid search spreads its five rates log-uniformly across it,
-random search samples it, and the population methods draw their members' initial rates from
+random search and the tuners (`hyperband`, `bayesian`, `optuna`) search it, and the population methods draw their members' initial rates from
 it. The online methods (ESGD, PBT, PopDescent, ES-Single, PES, truncated ES) also get
 `options["lr_bounds"]` = [1e-7, 1], the same wide bounds for all three ranges, so they may walk
 out of a bad range; PBT and PopDescent mutate rates, the three ES methods follow an estimated
@@ -47,8 +47,9 @@ RANGES = {  # name -> the learning-rate range every method starts from
     "paper": (1e-4, 1e-2),
 }
 BOUNDS = (1e-7, 1.0)  # how far the online methods may move a learning rate, for every range
-STUDY_METHODS = ("adam", "adam-decay", "adam-decay-rt", "grid", "random", "esgd", "pbt", "popdescent",
-                 "popdescent-budget", "popdescent-budget-rt", "es-single", "pes", "truncated-es")
+STUDY_METHODS = ("adam", "adam-decay", "adam-decay-rt", "grid", "random", "hyperband", "bayesian",
+                 "optuna", "esgd", "pbt", "popdescent", "popdescent-budget",
+                 "popdescent-budget-rt", "es-single", "pes", "truncated-es")
 ONLINE_METHODS = ("adam-decay-rt", "esgd", "pbt", "popdescent", "popdescent-budget", "popdescent-budget-rt",
                   "es-single", "pes", "truncated-es")
 RESULTS = pathlib.Path("results/robustness")

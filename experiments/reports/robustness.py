@@ -23,8 +23,8 @@ from experiments.reports.table1 import ALGORITHMS, DATASET_NAMES, mean_std
 # Row and column orders; the ranges' values and the bounds are the caller's.
 RANGE_ORDER = ("too-small", "too-large", "paper")
 RANGE_LABELS = {"too-small": "too small", "too-large": "too large", "paper": "paper's"}
-METHOD_ORDER = ("adam", "grid", "random", "esgd", "pbt", "popdescent", "es-single", "pes",
-                "truncated-es")
+METHOD_ORDER = ("adam", "grid", "random", "hyperband", "bayesian", "optuna", "esgd", "pbt",
+                "popdescent", "es-single", "pes", "truncated-es")
 ONLINE = ("esgd", "pbt", "popdescent", "es-single", "pes", "truncated-es")
 SCALE_ORDER = ("paper", "small", "quick", "smoke")
 # A difference in mean test loss smaller than this, or than two standard errors of the

@@ -96,7 +96,8 @@ def test_cli_defaults_to_every_method_and_range():
     assert args.ranges == ["too-small", "too-large", "paper"]
     assert args.dataset == ["fmnist", "cifar10"] and args.seeds == [5]
     assert set(robustness.STUDY_METHODS) == {"adam", "adam-decay", "adam-decay-rt", "grid",
-                                             "random", "esgd", "pbt", "popdescent", "popdescent-budget",
+                                             "random", "hyperband", "bayesian", "optuna",
+                                             "esgd", "pbt", "popdescent", "popdescent-budget",
                                              "popdescent-budget-rt", "es-single", "pes",
                                              "truncated-es"}
 
