@@ -90,7 +90,8 @@ class BudgetAwareSteps:
                     population.last_losses, rates, bounds,
                     budget.range_test_slots(population), rng)
             else:
-                slots, new_rates = budget.rescue_plan(population.last_losses, rates, bounds, rng)
+                slots, new_rates = budget.rescue_plan(population.last_losses, rates, bounds, rng,
+                                                      protected)
             if slots:
                 for slot, rate in zip(slots, new_rates):
                     population.reinitialize_member(slot)

@@ -68,7 +68,8 @@ class PopDescent(BudgetAwareSteps, WidthSteps, PopulationStrategy):
             and -> 1 at 20 % of the budget.
         protect_compiled: with `budget_aware`, protect the compiled-rate member. Default True.
         rescue_after: with `budget_aware`, restart stuck members after this many iterations
-            in which no member beat its starting loss; None never. Default 2.
+            in which no member beat its starting loss; None never. Default 2. The protected
+            member and a member at the lower rate bound are never restarted.
         rung_samples: with `budget_aware`, a shrink ranks members on the first
             `rung_samples` samples of the fitness data (all of them when fewer), not on the
             sampled `cv_batch_size` batch: a shrink is final, so it gets the larger sample.

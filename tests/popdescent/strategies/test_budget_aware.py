@@ -274,6 +274,34 @@ def test_rescue_restarts_a_population_stuck_at_chance_with_lower_rates(problem):
     assert rate_after < 0.3  # at least 10x below the lowest starting rate
 
 
+def test_rescue_spares_the_protected_member_and_a_member_at_the_lower_bound():
+    """A slow starter is not a dead one: restarting the user's own rate, or a member whose rate
+    cannot go lower, only throws its training away (on CIFAR-10 with strong regularization it
+    did so every other iteration to the end of the budget)."""
+    budget = pd.PopDescent(budget_aware=True, rescue_after=1).budget
+    budget.rescue.starting_losses = np.full(4, 2.30)
+    rates, bounds = [1e-3, 1e-4, 5e-3, 2e-3], (1e-4, 1e-1)
+    slots, new_rates = budget.rescue_plan([2.30] * 4, rates, bounds,
+                                          np.random.default_rng(0), protected=0)
+    assert slots == [2, 3]
+    assert all(bounds[0] <= new <= old / 10 for new, old in zip(new_rates, (5e-3, 2e-3)))
+
+
+def test_a_stuck_population_keeps_its_protected_member_training(problem):
+    # Adam at rates 3-10, the compiled one too: every member blows past its starting loss,
+    # the others are rescued, and the member compiled at the user's rate (slot 0 until the
+    # first rung) keeps its weights and its rate.
+    pop = population(low=3.0, high=10.0, bounds=(1e-5, 10.0),
+                     optimizer=keras.optimizers.Adam(5.0))
+    budget_fit(pop, problem, member_steps=400, rescue_after=1, rungs=((0.5, 1),))
+    before_rung = [entry for entry in pop.lineage if len(entry["members"]) == 5]
+    restarted = {i for entry in before_rung
+                 for i, m in enumerate(entry["members"]) if m.get("restarted")}
+    assert restarted and 0 not in restarted
+    assert [entry["members"][0]["hyperparameters"]["learning_rate"]
+            for entry in before_rung] == pytest.approx([5.0] * len(before_rung))
+
+
 def test_the_range_test_restarts_members_in_the_decade_below_the_fastest_learner(problem):
     pop = population(low=1e-6, high=1e-5, bounds=(1e-6, 1.0))  # a range far too small
     budget_fit(pop, problem, member_steps=400, range_test=True)
