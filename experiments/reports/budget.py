@@ -1,7 +1,7 @@
 """Renders issue 19's evidence: `budget_aware.md` and `budget_aware.png`.
 
     python -m experiments.budget_report [--results results] [--robustness results/robustness]
-        [--scale quick] [--docs docs] [--variants DIR ...] [--name STEM]
+        [--scale quick] [--docs docs] [--variants DIR ...] [--name STEM] [--title TEXT]
 
 writes docs/budget_aware.{md,png} and budget_aware_bias.png for the quick scale, and
 docs/budget_aware_<scale>.* for another (the paper scale's 32,000-step FMNIST runs), or
@@ -284,9 +284,10 @@ def _cooldown(record) -> str:
     return f"{start}-{start + cooldown['length']}"
 
 
-def write_markdown(groups, path, scale) -> str:
+def write_markdown(groups, path, scale, title=None) -> str:
     datasets = sorted({dataset for dataset, _ in groups})
-    lines = [f"# Budget-aware PopDescent: evidence at the `{scale}` scale", "",
+    title = title or f"Budget-aware PopDescent: evidence at the `{scale}` scale"
+    lines = [f"# {title}", "",
              "Test loss of the model each method returned (chosen on validation data), mean ± "
              "sample std over seeds (n and the seeds in brackets). Every method has the same "
              "member-step budget (a run that cools down stops before spending it: "
@@ -452,6 +453,8 @@ def main(argv=None) -> int:
                              "budget_aware_<scale> for another scale): a table from other "
                              "records, e.g. the tuners against the population, leaves the "
                              "committed pages alone")
+    parser.add_argument("--title", default=None, help="the page's title (default: the "
+                        "budget-aware evidence at the scale)")
     args = parser.parse_args(argv)
     groups = load(args.results, args.robustness, args.scale, args.variants)
     docs = pathlib.Path(args.docs)
@@ -459,7 +462,7 @@ def main(argv=None) -> int:
     # The quick scale is the issue's main table; another scale gets files of its own.
     stem = args.name or ("budget_aware" if args.scale == "quick"
                          else f"budget_aware_{args.scale}")
-    print(write_markdown(groups, docs / f"{stem}.md", args.scale))
+    print(write_markdown(groups, docs / f"{stem}.md", args.scale, args.title))
     write_figure(groups, docs / f"{stem}.png")
     write_bias_figure(groups, args.sweep, args.scale, docs / f"{stem}_bias.png")
     return 0

@@ -240,8 +240,9 @@ def test_a_named_table_leaves_the_committed_page_alone(tmp_path):
     budget.main(["--results", str(tmp_path / "results"), "--robustness",
                  str(tmp_path / "robustness"), "--variants", str(tmp_path / "tuners"),
                  "--sweep", str(tmp_path / "none"), "--docs", str(docs),
-                 "--name", "tuners_quick"])
+                 "--name", "tuners_quick", "--title", "The tuners beside one model"])
     text = (docs / "tuners_quick.md").read_text()
+    assert text.startswith("# The tuners beside one model\n")
     assert f"| {budget.LABELS['hyperband']} | 0.231 (n=1: 5) |" in text
     assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
 
