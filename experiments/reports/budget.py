@@ -464,7 +464,8 @@ def main(argv=None) -> int:
                          else f"budget_aware_{args.scale}")
     print(write_markdown(groups, docs / f"{stem}.md", args.scale, args.title))
     write_figure(groups, docs / f"{stem}.png")
-    write_bias_figure(groups, args.sweep, args.scale, docs / f"{stem}_bias.png")
+    if args.name is None:  # the bias figure is the budget-aware page's own evidence
+        write_bias_figure(groups, args.sweep, args.scale, docs / f"{stem}_bias.png")
     return 0
 
 

@@ -243,6 +243,7 @@ def test_a_named_table_leaves_the_committed_page_alone(tmp_path):
                  "--name", "tuners_quick", "--title", "The tuners beside one model"])
     text = (docs / "tuners_quick.md").read_text()
     assert text.startswith("# The tuners beside one model\n")
+    assert (docs / "tuners_quick.png").exists() and not (docs / "tuners_quick_bias.png").exists()
     assert f"| {budget.LABELS['hyperband']} | 0.231 (n=1: 5) |" in text
     assert (docs / "budget_aware.md").read_text() == "the quick-scale table"
 
