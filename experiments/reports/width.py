@@ -7,7 +7,8 @@ Reads FMNIST records of `experiments.benchmark` at the `quick`, `middle` and `pa
 (3,200, 12,800 and 32,000 member-steps) and writes, per budget, the test loss (mean ± sample
 std over seeds, and each seed's) of what each method returns: one model (`adam-decay`), the
 independent ensemble (`adam-decay-ensemble`: its plain average, the same runs by greedy
-selection, its best single run), and the budget-aware population's best model, ensemble and
+selection, its best single run), the tuners' best trial where a `--variants` directory holds
+their runs (`hyperband`, `bayesian`, `optuna`), and the budget-aware population's best model, ensemble and
 soup for every width kind recorded (budget-aware records are named by `experiments.reports.
 budget.variant_name`, so a run of another width than today's default is a row of its own);
 the targets of issue 29 checked on the means; the independent ensembles given options
@@ -26,7 +27,7 @@ import sys
 
 import numpy as np
 
-from experiments.reports.budget import load, named_with_options, variant_name
+from experiments.reports.budget import LABELS, load, named_with_options, variant_name
 from experiments.reports.table1 import latest_records, mean_std
 
 __all__ = ["BUDGETS", "rows", "main"]
@@ -34,12 +35,14 @@ __all__ = ["BUDGETS", "rows", "main"]
 BUDGETS = (("quick", 3200), ("middle", 12800), ("paper", 32000))
 SINGLE, INDEPENDENT = "adam-decay", "adam-decay-ensemble"
 POPULATION = "popdescent-budget-rt"
+TUNERS = ("hyperband", "bayesian", "optuna")  # one model each: the best trial
 WRONG_RANGES = ("too-small", "too-large")
 
 
 def rows(records) -> list:
     """(label, method, extra) of every row the records hold: the single run, the independent
-    ensemble's three, then each budget-aware variant's best model, ensemble and soup."""
+    ensemble's three, the tuners' best trials (issue 37), then each budget-aware variant's
+    best model, ensemble and soup."""
     names = sorted({r["method"] for r in records if r["method"].startswith(POPULATION)},
                    key=lambda name: (name != POPULATION, name))
     table = [("one model: Adam + schedule + cool-down (`adam-decay`)", SINGLE, None),
@@ -52,6 +55,8 @@ def rows(records) -> list:
         table += [(f"independent ensemble given {name[len(INDEPENDENT) + 1:]}, probabilities "
                    "averaged", name, None),
                   ("the same runs, greedy selection on validation", name, "greedy")]
+    present = {r["method"] for r in records}
+    table += [(f"{LABELS[name]} (`{name}`)", name, None) for name in TUNERS if name in present]
     for name in names:
         label = "budget-aware population" + ("" if name == POPULATION
                                               else f" ({name[len(POPULATION) + 1:]})")

@@ -91,3 +91,21 @@ def test_the_wrong_range_table_sets_the_range_tested_single_run_beside_the_mode(
     assert ("| the same, given the population's range test (`adam-decay-rt`) | "
             "0.221 ± 0.001 (n=2: 5,15) |") in text
     assert "| budget-aware population (default) | 0.221 (n=1: 5) |" in text
+
+
+def test_the_tuners_best_trials_are_rows_beside_one_model(tmp_path):
+    _write(tmp_path / "width", [_record("adam-decay", 5, 0.226, scale="middle")])
+    _write(tmp_path / "tuners", [
+        _record("hyperband", 5, 0.231, scale="middle"),
+        _record("hyperband", 15, 0.229, scale="middle"),
+        _record("optuna", 5, 0.240, scale="middle")])
+    width.main(["--results", str(tmp_path / "width"), "--variants", str(tmp_path / "tuners"),
+                "--controls", "--robustness", str(tmp_path / "none"),
+                "--docs", str(tmp_path / "docs")])
+    text = (tmp_path / "docs" / "width.md").read_text()
+    assert ("| KerasTuner Hyperband (best trial, each an adam-decay run) (`hyperband`) | "
+            "0.230 ± 0.001 (n=2: 5,15) |") in text
+    assert "| Optuna TPE + Hyperband pruner (best trial, each an adam-decay run) (`optuna`) | " \
+        "0.240 (n=1: 5) |" in text
+    assert "BayesianOptimization" not in text  # only the tuners that ran
+    assert "| middle: returned model | seed 5 | seed 15 |" in text
