@@ -7,15 +7,15 @@ Reads FMNIST records of `experiments.benchmark` at the `quick`, `middle` and `pa
 (3,200, 12,800 and 32,000 member-steps) and writes, per budget, the test loss (mean ± sample
 std over seeds, and each seed's) of what each method returns: one model (`adam-decay`), the
 independent ensemble (`adam-decay-ensemble`: its plain average, the same runs by greedy
-selection, its best single run), the tuners' best trial where a `--variants` directory
-holds their runs (`hyperband`, `bayesian`, `optuna`), and the budget-aware population's best
-model, ensemble and soup for every width kind recorded (budget-aware records are named by
-`experiments.reports.budget.variant_name`, so a run of another width than today's default is
-a row of its own); the targets of issue 29 checked on the means; the independent ensembles
-given options (`--controls`: e.g. `run_steps`, every run given the horizon the population measured), rows of
-their own, and the population's ensemble against each on the same seeds; the wrong ranges
-with the single run given the range test (`adam-decay-rt`) beside the mode; and a figure of
-test loss against member-steps.
+selection, its best single run), the tuners' best trial where a `--variants` directory holds
+their runs (`hyperband`, `bayesian`, `optuna`), and the budget-aware population's best model,
+ensemble and soup for every width kind recorded (budget-aware records are named by
+`experiments.reports.budget.variant_name`, so a run of another width than today's default is a
+row of its own); the targets of issue 29 checked on the means; the independent ensembles given
+options (`--controls`: e.g. `run_steps`, every run given the horizon the population measured),
+rows of their own, and the population's ensemble against each on the same seeds; the wrong
+ranges with the single run given the range test (`adam-decay-rt`) beside the mode; and a figure
+of test loss against member-steps.
 """
 
 from __future__ import annotations
