@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from experiments.reports.horizon_bias import probe_section
 from experiments.reports.table1 import latest_records, mean_std
 
 __all__ = ["ROWS", "MIDDLE_ROWS", "CIFAR_REQUIRED", "GUESSES", "table", "middle_table", "survivors", "rung_bias",
@@ -347,8 +348,9 @@ def render(records_root, reference, out, scale="quick",
                 lines.append(f"| {row['seed']} | " + " | ".join(
                     " < ".join(f"{name} {loss:.3f}" for name, loss in order)
                     for order in row["orders"]) + " |")
+            probes = [r for r in load(root / "horizon_bias") if r.get("scale") == "middle"]
             annealed = annealed_order(by_setting)
-            if len(annealed) > 1:
+            if len(annealed) > 1 and not probes:
                 spent = max(int(r["gradient_steps"]) for runs in by_setting.values()
                             for r in runs.values())
                 lines += ["", f"Annealed over {spent:,} member-steps "
@@ -358,6 +360,7 @@ def render(records_root, reference, out, scale="quick",
                           + ". So scoring members after a cool-down at the rungs' horizons "
                           "(at most 2,560 here) is not expected to reverse it (inferred from "
                           "these runs; that remedy was not built)."]
+            lines += probe_section(probes, singles)
         bias = rung_bias(middle)
         if bias["shrinks"]:
             lines += ["", f"Its {bias['shrinks']} shrinks kept dropout "

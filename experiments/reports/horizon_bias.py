@@ -1,0 +1,106 @@
+"""The short-horizon bias probes (`experiments.horizon_bias`) as a section of
+docs/regularization.md: at each probe, the settings ranked by their plain validation loss, by
+the loss of a copy cooled down for each branch length, and by the improvement rate between the
+rungs' own-step probes, each against the order of the full single runs at their end. A
+fitness whose order at a probe matches the end order would select the setting that finishes
+better; where none does, no remedy of that kind is supported by these runs."""
+
+from __future__ import annotations
+
+__all__ = ["probe_rows", "probe_section"]
+
+SETTING_NAMES = {"none": "none", "good": "good guess", "bad": "bad guess"}
+
+
+def _order(losses: dict) -> list:
+    return sorted(losses.items(), key=lambda item: item[1])
+
+
+def _text(order) -> str:
+    return " < ".join(f"{name} {loss:.3f}" for name, loss in order)
+
+
+def probe_rows(probes, singles) -> list:
+    """Per (seed, probe step): the orders {"plain", "cooled B"..., "end"} of the settings.
+
+    `probes`: the `probe-*` records; `singles`: {setting name: {seed: adam-decay record}} of
+    the full runs (the end order is their last curve point, the best validation loss)."""
+    by_seed = {}
+    for record in probes:
+        by_seed.setdefault(record["seed"], {})[SETTING_NAMES[record["setting"]]] = record
+    rows = []
+    for seed in sorted(by_seed):
+        runs = by_seed[seed]
+        if len(runs) < 2 or not all(seed in singles.get(name, {}) for name in runs):
+            continue
+        end = _order({name: singles[name][seed]["curve"][-1][1] for name in runs})
+        steps = sorted(set.intersection(*[{p["steps"] for p in r["probes"]}
+                                          for r in runs.values()]))
+        for step in steps:
+            at = {name: next(p for p in r["probes"] if p["steps"] == step)
+                  for name, r in runs.items()}
+            orders = {"plain": _order({name: p["loss"] for name, p in at.items()})}
+            for branch in next(iter(at.values()))["cooled"]:
+                orders[f"cooled {branch}"] = _order(
+                    {name: p["cooled"][branch] for name, p in at.items()})
+            rows.append({"seed": seed, "steps": step, "orders": orders, "end": end})
+    return rows
+
+
+def _improvement_rows(probes, singles, first, second) -> list:
+    """Per seed: the settings ordered by loss fallen per step between the two probes (the
+    fastest improver first, shown as the negated rate), and whether that matches the end."""
+    rows = []
+    for row_seed in sorted({r["seed"] for r in probes}):
+        runs = {SETTING_NAMES[r["setting"]]: r for r in probes if r["seed"] == row_seed}
+        if len(runs) < 2 or not all(row_seed in singles.get(name, {}) for name in runs):
+            continue
+        rates = {}
+        for name, record in runs.items():
+            losses = {p["steps"]: p["loss"] for p in record["probes"]}
+            if first not in losses or second not in losses:
+                break
+            rates[name] = -(losses[first] - losses[second]) / (second - first)
+        else:
+            end = _order({name: singles[name][row_seed]["curve"][-1][1] for name in runs})
+            rows.append((row_seed, _order(rates), end))
+    return rows
+
+
+def probe_section(probes, singles) -> list:
+    """Markdown lines of the section, or [] without probes of at least two settings."""
+    rows = probe_rows(probes, singles)
+    if not rows:
+        return []
+    kinds = list(rows[0]["orders"])
+    horizons = probes[0]["rung_horizons"]
+    own = [h[1] for h in horizons]
+    lines = ["", "## Scoring after a cool-down branch: does any order at the rungs match the end?",
+             "", "Rendered from `experiments.horizon_bias` (one model per setting and seed, "
+             "trained as `adam-decay` over the same budget up to the last probe; at each probe "
+             "a copy with its Adam state trains B more steps, its rate falling to 0, and is "
+             "measured on the whole validation half). Probes: each rung's own steps per member "
+             f"({', '.join(f'{s:,}' for s in own)}) and its member-steps read as a single run's "
+             f"steps ({', '.join(f'{h[0]:,}' for h in horizons)}). The end: the full runs' best "
+             "validation loss.", "",
+             "| seed | probe (steps) | " + " | ".join(kinds) + " | at the end |",
+             "|---|---|" + "---|" * len(kinds) + "---|"]
+    for row in rows:
+        lines.append(f"| {row['seed']} | {row['steps']:,} | "
+                     + " | ".join(_text(row["orders"][k]) for k in kinds)
+                     + f" | {_text(row['end'])} |")
+    lines += ["", "Probes whose order names the end's winner first:", ""]
+    for kind in kinds:
+        matches = sum(row["orders"][kind][0][0] == row["end"][0][0] for row in rows)
+        lines.append(f"- {kind}: {matches} of {len(rows)}")
+    if len(own) >= 2:
+        improvement = _improvement_rows(probes, singles, own[0], own[1])
+        if improvement:
+            matches = sum(order[0][0] == end[0][0] for _, order, end in improvement)
+            lines.append(f"- improvement rate between {own[0]:,} and {own[1]:,} steps (loss "
+                         f"fallen per step, fastest first): {matches} of {len(improvement)} "
+                         "seeds (" + "; ".join(
+                             f"{seed}: " + " > ".join(f"{name} {-rate:.2e}"
+                                                      for name, rate in order)
+                             for seed, order, _ in improvement) + ")")
+    return lines
