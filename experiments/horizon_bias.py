@@ -30,7 +30,8 @@ import keras
 import numpy as np
 
 from baselines.random_search import training_stream
-from experiments.core.contract import DATASETS, SCALES, MethodContext, build_context_model, get_budget
+from experiments.core.contract import (DATASETS, SCALES, MethodContext, build_context_model,
+                                       get_budget)
 from experiments.core.data import load_splits
 from experiments.core.evaluation import validation_loss
 from experiments.core.models import GUESSES, paper_loss

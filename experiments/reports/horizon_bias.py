@@ -67,15 +67,17 @@ def _improvement_rows(probes, singles, first, second) -> list:
     return rows
 
 
-def probe_section(probes, singles) -> list:
-    """Markdown lines of the section, or [] without probes of at least two settings."""
+def probe_section(probes, singles, budget="") -> list:
+    """Markdown lines of the section (its title names `budget`), or [] without probes of at
+    least two settings."""
     rows = probe_rows(probes, singles)
     if not rows:
         return []
     kinds = list(rows[0]["orders"])
     horizons = probes[0]["rung_horizons"]
     own = [h[1] for h in horizons]
-    lines = ["", "## Scoring after a cool-down branch: does any order at the rungs match the end?",
+    lines = ["", f"### Scoring after a cool-down branch ({budget}): does any order at the "
+             "rungs name the end's winner?",
              "", "Rendered from `experiments.horizon_bias` (one model per setting and seed, "
              "trained as `adam-decay` over the same budget up to the last probe; at each probe "
              "a copy with its Adam state trains B more steps, its rate falling to 0, and is "
