@@ -28,6 +28,7 @@ METHODS = {
     "adam-decay-rt": "experiments.methods.range_tested:run",
     "adam-replay": "experiments.methods.replay:run",
     "adam-constant": "experiments.methods.replay:run_constant",
+    "adam-ramp": "experiments.methods.ramp:run",
     "popdescent": "experiments.methods.popdescent:run",
     "popdescent-budget": "experiments.methods.popdescent_budget:run",
     "popdescent-budget-rt": "experiments.methods.popdescent_budget:run_with_range_test",

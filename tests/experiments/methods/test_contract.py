@@ -78,6 +78,8 @@ def with_test_data_sealed(data):
 # The attribution controls read a population's record: given one written as the harness
 # writes it (the fields they read), for the option each names it with.
 RECORD_OPTIONS = {"adam-replay": "replay_from", "adam-constant": "constant_from"}
+# Methods that need the user's regularization to act on.
+GUESSED = {"adam-ramp": "good"}
 
 
 def population_records(directory):
@@ -91,7 +93,7 @@ def population_records(directory):
 
 
 def run_as_the_harness_does(name, data, work_dir) -> tuple:
-    options = {"model": "mlp"}
+    options = {"model": "mlp", **({"guess": GUESSED[name]} if name in GUESSED else {})}
     if name in RECORD_OPTIONS:
         options[RECORD_OPTIONS[name]] = population_records(work_dir)
     context = MethodContext(method=name, dataset="fmnist", seed=SEED, scale="smoke",
