@@ -15,7 +15,10 @@ regularization rank at the first check against the end (the same bias, on runs l
 Where `middle_good` holds records, a second table shows the good guess at 12,800 member-steps
 (every row the issue asks for, "not run" included; the population's ensemble and soup read
 from the records' extras), with each population's survivor: its own steps, when it cooled
-down, how many members its width phase finished, its final values.
+down, how many members its width phase finished, its final values. Where `horizon_bias` holds
+`experiments.horizon_bias` probes, each scale gets their section
+(`experiments.reports.horizon_bias`): the orders a fitness would see at the rungs' horizons,
+plain, after a cool-down branch and by improvement rate, against the order at the end.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ __all__ = ["ROWS", "MIDDLE_ROWS", "CIFAR_REQUIRED", "GUESSES", "table", "middle_
 GUESSES = ("good", "bad")
 DATASET_LABELS = {"fmnist": "FMNIST", "cifar10": "CIFAR-10"}
 TUNED = ("learning_rate", "dropout", "augmentation", "label_smoothing")
+RAMP_LABEL = ("one model, dropout and augmentation ramped from 0 to the guess over half the "
+              "budget (`adam-ramp`)")
 # (label, directory suffix after "<scale>_<guess>", method)
 ROWS = (
     ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay"),
+    (RAMP_LABEL, "_ramp", "adam-ramp"),
     ("Hyperband over rate, dropout, augmentation, smoothing (best trial)", "", "hyperband"),
     ("Bayesian optimization, same space (best trial)", "", "bayesian"),
     ("Optuna TPE + Hyperband pruner, same space (best trial)", "", "optuna"),
@@ -65,6 +71,7 @@ CIFAR_REQUIRED = ("one model at the guess (`adam-decay`: schedule, cool-down)",
 # "middle_good", method, the extra model of the record read instead of the returned one).
 MIDDLE_ROWS = (
     ("one model at the guess (`adam-decay`: schedule, cool-down)", "", "adam-decay", None),
+    (RAMP_LABEL, "_ramp", "adam-ramp", None),
     ("population: `best_model()`", "", "popdescent-budget", None),
     ("population: `ensemble_model()`", "", "popdescent-budget", "ensemble"),
     ("population: `soup_model()`", "", "popdescent-budget", "soup"),
@@ -339,6 +346,7 @@ def render(records_root, reference, out, scale="quick",
             own = f"{row['own_steps']:,}" if row["own_steps"] is not None else "?"
             lines.append(f"| {row['seed']} | {own} | {cooled} | {row['finished']} | "
                          f"{values} |")
+        probe_lines = []
         singles = {"good guess": {r["seed"]: r for r in middle if r["method"] == "adam-decay"},
                    "none": {r["seed"]: r for r in unregularized(middle_reference, "middle")
                             if r["method"] == "adam-decay"}}
@@ -363,7 +371,7 @@ def render(records_root, reference, out, scale="quick",
                           + ". So scoring members after a cool-down at the rungs' horizons "
                           "(at most 2,560 here) is not expected to reverse it (inferred from "
                           "these runs; that remedy was not built)."]
-            lines += probe_section(probes, singles, "12,800 member-steps")
+            probe_lines = probe_section(probes, singles, "12,800 member-steps")
         bias = rung_bias(middle)
         if bias["shrinks"]:
             lines += ["", f"Its {bias['shrinks']} shrinks kept dropout "
@@ -372,6 +380,7 @@ def render(records_root, reference, out, scale="quick",
                       f"and {bias['culled_augmentation']:.2f} culled (learning rate "
                       f"{bias['kept_learning_rate']:.1e} against "
                       f"{bias['culled_learning_rate']:.1e})."]
+        lines += probe_lines
     if has_figure:
         lines += ["", "## The schedules the populations found", "",
                   f"![schedules]({figure.name})"]
