@@ -136,7 +136,8 @@ def probe_run(context, setting, branches) -> dict:
               shuffle=False, callbacks=[callback])
     return {
         "method": f"probe-{setting}", "dataset": context.dataset, "seed": context.seed,
-        "scale": context.scale, "regularization": False, "setting": setting,
+        "scale": context.scale, "member_steps": budget.member_steps,
+        "regularization": False, "setting": setting,
         "options": dict(context.options), "rung_horizons": rung_horizons(budget),
         "probes": callback.results, "checks": callback.checks,
         "branch_steps": sum(branches) * len(probes), "wall_time_s": time.perf_counter() - started,

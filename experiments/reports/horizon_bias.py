@@ -67,12 +67,12 @@ def _improvement_rows(probes, singles, first, second) -> list:
     return rows
 
 
-def probe_section(probes, singles, budget="") -> list:
-    """Markdown lines of the section (its title names `budget`), or [] without probes of at
-    least two settings."""
+def probe_section(probes, singles) -> list:
+    """Markdown lines of the section, or [] without probes of at least two settings."""
     rows = probe_rows(probes, singles)
     if not rows:
         return []
+    budget = f"{probes[0]['member_steps']:,} member-steps"
     kinds = list(rows[0]["orders"])
     horizons = probes[0]["rung_horizons"]
     own = [h[1] for h in horizons]

@@ -323,8 +323,7 @@ def render(records_root, reference, out, scale="quick",
         lines.append(f"| {row['seed']} | {row['first_check_steps']:,} | "
                      f"{' < '.join(row['early'])} | {' < '.join(row['final'])} |")
     lines += probe_section([r for r in load(root / "horizon_bias") if r.get("scale") == scale],
-                           {k: v for k, v in by_setting.items() if v},
-                           f"{scale.capitalize()} scale")
+                           {k: v for k, v in by_setting.items() if v})
     if any(root.glob(f"cifar_{scale}_*/records.jsonl")):
         lines += ["", "## CIFAR-10, 2,560 member-steps", "",
                   "The unregularized one model's CIFAR-10 records at this scale were not "
@@ -371,7 +370,7 @@ def render(records_root, reference, out, scale="quick",
                           + ". So scoring members after a cool-down at the rungs' horizons "
                           "(at most 2,560 here) is not expected to reverse it (inferred from "
                           "these runs; that remedy was not built)."]
-            probe_lines = probe_section(probes, singles, "12,800 member-steps")
+            probe_lines = probe_section(probes, singles)
         bias = rung_bias(middle)
         if bias["shrinks"]:
             lines += ["", f"Its {bias['shrinks']} shrinks kept dropout "

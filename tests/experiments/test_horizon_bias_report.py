@@ -7,7 +7,7 @@ from experiments.reports.horizon_bias import probe_rows, probe_section
 
 def probe(seed, setting, plain, cooled):
     return {"method": f"probe-{setting}", "seed": seed, "setting": setting, "scale": "middle",
-            "rung_horizons": [[640, 128], [2688, 1152]],
+            "member_steps": 12800, "rung_horizons": [[640, 128], [2688, 1152]],
             "probes": [{"steps": 128, "loss": plain[0], "cooled": {"32": cooled[0]}},
                        {"steps": 1152, "loss": plain[1], "cooled": {"32": cooled[1]}}]}
 
