@@ -14,9 +14,10 @@ steps (the reading of docs/regularization.md). At every probe the model's weight
 state are copied and each copy trains `branch` more steps on a stream of its own, its rate
 falling linearly from the schedule's value to 0 (the cool-down `CooledCheckpoint` applies),
 then is measured and discarded: the fitness a "cool-down branch" would select on. The main
-run never sees the branches, so its curve is `adam-decay`'s (the record says whether its
-checks match the committed run's). Records: one per (seed, setting), method `probe-SETTING`,
-with the plain and cooled validation loss at every probe and the branch steps spent.
+run never sees the branches, so its checks are `adam-decay`'s until that run's cool-down, if
+any, begins (a test checks it; compare `checks` with a committed run's curve). Records: one per
+(seed, setting), method `probe-SETTING`, with the plain and cooled validation loss at every
+probe, every check, and the branch steps spent.
 """
 
 from __future__ import annotations
