@@ -39,7 +39,7 @@ from experiments.core.models import GUESSES, paper_loss
 from experiments.core.records import RECORDS_FILE, git_commit, machine, read_records, write_record
 from popdescent import BudgetSchedule, ScheduledLearningRate
 from popdescent.returned.cooldown import CooldownLearningRate
-from popdescent.strategies.budget_aware import default_rungs, due_size
+from popdescent.strategies.budget_aware import default_rungs, planned_sizes
 from popdescent.validation import check_integer
 
 __all__ = ["rung_horizons", "probe_steps", "cooled_copy_loss", "probe_run", "main"]
@@ -52,17 +52,14 @@ DEFAULT_BRANCHES = (32, 128)
 
 def rung_horizons(budget) -> list:
     """(member-steps spent, each member's own steps) when each default rung of a population
-    of `budget.population_size` shrinks it, as `planned_sizes` runs the budget."""
-    size, spent, own, horizons = budget.population_size, 0, 0, []
-    rungs = default_rungs(size)
-    total, per_iteration = budget.member_steps, budget.steps_per_iteration
-    while total - spent >= size:
-        steps = min(per_iteration, (total - spent) // size)
-        spent, own = spent + steps * size, own + steps
-        shrink = due_size(rungs, spent / total, size)
-        if shrink is not None:
-            horizons.append((spent, own))
-            size = shrink
+    of `budget.population_size` shrinks it, read off `planned_sizes` (the budget's plan)."""
+    size, per_iteration = budget.population_size, budget.steps_per_iteration
+    sizes = planned_sizes(default_rungs(size), budget.member_steps, size, per_iteration)
+    horizons, spent = [], 0
+    for number, members in enumerate(sizes):
+        spent += members * per_iteration
+        if number + 1 < len(sizes) and sizes[number + 1] < members:
+            horizons.append((spent, (number + 1) * per_iteration))
     return horizons
 
 
@@ -155,8 +152,11 @@ def main(argv=None) -> int:
     parser.add_argument("--branches", type=int, nargs="+", default=list(DEFAULT_BRANCHES))
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    for branch in args.branches:
-        check_integer("--branches", branch, minimum=1)
+    try:
+        for branch in args.branches:
+            check_integer("--branches", branch, minimum=1)
+    except ValueError as error:
+        parser.error(str(error))
     path = args.out / RECORDS_FILE
     done = {(r["seed"], r["setting"]) for r in read_records(path) if r["scale"] == args.scale
             and r["dataset"] == args.dataset}

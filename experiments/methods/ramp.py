@@ -22,7 +22,8 @@ import keras
 from experiments.core.contract import MethodContext, MethodResult, build_context_model
 from experiments.core.models import GUESSES
 from experiments.core.validation import check_choice
-from experiments.methods.adam import compiled_learning_rate, cooldown_option, train_model
+from experiments.methods.adam import (compiled_learning_rate, cooldown_option, run_details,
+                                      train_model)
 from experiments.methods.replay import ReplayValues
 from popdescent import BudgetSchedule
 from popdescent.population.live_regularization import bind
@@ -57,14 +58,12 @@ def run(context: MethodContext) -> MethodResult:
                  for name, values in series.items()}
     for name, variable in variables.items():
         bind(model, name, variable)
+    patience = cooldown_option(context)
     single = train_model(model, context, compiled_learning_rate(context), steps, context.seed,
-                         BudgetSchedule(), cooldown_option(context), started,
+                         BudgetSchedule(), patience, started,
                          callbacks=[ReplayValues(variables, series)])
     return MethodResult(
         model=single.model, gradient_steps=single.gradient_steps,
         curve=single.checkpoint.points,
-        details={"ramp": {"until": until, "targets": targets},
-                 "hyperparameters": {"learning_rate": single.learning_rate},
-                 "best_checkpoint_steps": single.checkpoint.best_steps,
-                 **({"cooldown": single.checkpoint.summary()}
-                    if hasattr(single.checkpoint, "summary") else {})})
+        details={**run_details(single, context, BudgetSchedule(), patience),
+                 "ramp": {"until": until, "targets": targets}})

@@ -20,20 +20,27 @@ def _text(order) -> str:
     return " < ".join(f"{name} {loss:.3f}" for name, loss in order)
 
 
+def _seeds(probes, singles):
+    """(seed, {setting name: probe record}, end order) for each seed probed in at least two
+    settings that all have a full run; the end order is the full runs' last curve point,
+    their best validation loss."""
+    by_seed = {}
+    for record in probes:
+        by_seed.setdefault(record["seed"], {})[SETTING_NAMES[record["setting"]]] = record
+    for seed in sorted(by_seed):
+        runs = by_seed[seed]
+        if len(runs) >= 2 and all(seed in singles.get(name, {}) for name in runs):
+            yield seed, runs, _order({name: singles[name][seed]["curve"][-1][1]
+                                      for name in runs})
+
+
 def probe_rows(probes, singles) -> list:
     """Per (seed, probe step): the orders {"plain", "cooled B"..., "end"} of the settings.
 
     `probes`: the `probe-*` records; `singles`: {setting name: {seed: adam-decay record}} of
-    the full runs (the end order is their last curve point, the best validation loss)."""
-    by_seed = {}
-    for record in probes:
-        by_seed.setdefault(record["seed"], {})[SETTING_NAMES[record["setting"]]] = record
+    the full runs."""
     rows = []
-    for seed in sorted(by_seed):
-        runs = by_seed[seed]
-        if len(runs) < 2 or not all(seed in singles.get(name, {}) for name in runs):
-            continue
-        end = _order({name: singles[name][seed]["curve"][-1][1] for name in runs})
+    for seed, runs, end in _seeds(probes, singles):
         steps = sorted(set.intersection(*[{p["steps"] for p in r["probes"]}
                                           for r in runs.values()]))
         for step in steps:
@@ -49,21 +56,14 @@ def probe_rows(probes, singles) -> list:
 
 def _improvement_rows(probes, singles, first, second) -> list:
     """Per seed: the settings ordered by loss fallen per step between the two probes (the
-    fastest improver first, shown as the negated rate), and whether that matches the end."""
+    fastest improver first, shown as the negated rate), with the end order."""
     rows = []
-    for row_seed in sorted({r["seed"] for r in probes}):
-        runs = {SETTING_NAMES[r["setting"]]: r for r in probes if r["seed"] == row_seed}
-        if len(runs) < 2 or not all(row_seed in singles.get(name, {}) for name in runs):
-            continue
-        rates = {}
-        for name, record in runs.items():
-            losses = {p["steps"]: p["loss"] for p in record["probes"]}
-            if first not in losses or second not in losses:
-                break
-            rates[name] = -(losses[first] - losses[second]) / (second - first)
-        else:
-            end = _order({name: singles[name][row_seed]["curve"][-1][1] for name in runs})
-            rows.append((row_seed, _order(rates), end))
+    for seed, runs, end in _seeds(probes, singles):
+        losses = {name: {p["steps"]: p["loss"] for p in r["probes"]} for name, r in runs.items()}
+        if all(first in points and second in points for points in losses.values()):
+            rates = {name: -(points[first] - points[second]) / (second - first)
+                     for name, points in losses.items()}
+            rows.append((seed, _order(rates), end))
     return rows
 
 
