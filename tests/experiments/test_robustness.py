@@ -5,6 +5,8 @@ honouring `options["lr_range"]` and `options["lr_bounds"]`; a `Population` whose
 in one range and mutates within wider bounds; the lineage learning rate of the returned model.
 """
 
+import importlib.util
+
 import keras_tuner
 import matplotlib.image
 import numpy as np
@@ -111,6 +113,8 @@ def test_cli_rejects_an_unknown_range_naming_the_argument(capsys):
 
 @pytest.mark.parametrize("method", robustness.STUDY_METHODS)
 def test_every_method_rejects_a_bad_lr_range_before_training(method, tmp_path):
+    if method == "optuna" and importlib.util.find_spec("optuna") is None:
+        pytest.skip("the optuna method needs the [optuna] extra (CI installs it)")
     context = smoke_context(method, tmp_path, lr_range=[1e-2, 1e-4])
     with pytest.raises(ValueError, match=r"options\['lr_range'\] must be a pair .*got \[0.01"):
         get_method(method)(context)
